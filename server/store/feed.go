@@ -1,0 +1,174 @@
+package store
+
+import (
+	"bytes"
+	"container/heap"
+	"encoding/binary"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/pryvsync/pryvsync/model"
+)
+
+// FeedEntry is one entry of a channel feed.
+type FeedEntry struct {
+	Seq     uint64
+	Channel string
+	Kind    model.Kind
+	ID      string
+	// Exit marks an item that left this channel at Seq.
+	Exit bool
+}
+
+// ChannelIDs lists every channel id the user ever had (tombstoned ones
+// included), for reading every feed.
+func (t *Tx) ChannelIDs() ([]string, error) {
+	var ids []string
+	prefix := keyItemPrefix(t.user, model.KindChannel)
+	err := t.scan(prefix, true, func(k string, _ []byte) (bool, error) {
+		ids = append(ids, k[len(prefix):])
+		return true, nil
+	})
+	return ids, err
+}
+
+type feedIter struct {
+	it      *badger.Iterator
+	channel string
+	prefix  []byte
+}
+
+type feedHeap []*feedIter
+
+func (h feedHeap) Len() int { return len(h) }
+func (h feedHeap) Less(i, j int) bool {
+	a := h[i].it.Item().Key()[len(h[i].prefix):]
+	b := h[j].it.Item().Key()[len(h[j].prefix):]
+	if c := bytes.Compare(a, b); c != 0 {
+		return c < 0
+	}
+	return h[i].channel < h[j].channel
+}
+func (h feedHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *feedHeap) Push(x any)   { *h = append(*h, x.(*feedIter)) }
+func (h *feedHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// ReadFeed merges the feeds of channels by sequence and calls fn for each
+// entry after seq `after`, in ascending sequence order, until fn returns
+// false. It must run in a read-only transaction (View).
+func (t *Tx) ReadFeed(channels []string, after uint64, fn func(e FeedEntry) (bool, error)) error {
+	if !t.readOnly {
+		panic("store: ReadFeed needs a read-only transaction")
+	}
+	h := make(feedHeap, 0, len(channels))
+	defer func() {
+		for _, fi := range h {
+			fi.it.Close()
+		}
+	}()
+	for _, ch := range channels {
+		prefix := []byte(keyFeedPrefix(t.user, ch))
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefix
+		opts.PrefetchSize = 64
+		it := t.txn.NewIterator(opts)
+		it.Seek(append(append([]byte{}, prefix...), be64(after+1)...))
+		if !it.Valid() {
+			it.Close()
+			continue
+		}
+		h = append(h, &feedIter{it: it, channel: ch, prefix: prefix})
+	}
+	heap.Init(&h)
+	for h.Len() > 0 {
+		fi := h[0]
+		item := fi.it.Item()
+		k := item.Key()
+		if len(k) != len(fi.prefix)+8 {
+			fi.it.Next()
+			if fi.it.Valid() {
+				heap.Fix(&h, 0)
+			} else {
+				fi.it.Close()
+				heap.Pop(&h)
+			}
+			continue
+		}
+		e := FeedEntry{Seq: binary.BigEndian.Uint64(k[len(fi.prefix):]), Channel: fi.channel}
+		err := item.Value(func(v []byte) error {
+			s := string(v)
+			if len(s) < 3 {
+				return ErrCorrupt
+			}
+			e.Kind = kindOf(s[:1])
+			e.Exit = s[1] == '!'
+			e.ID = s[2:]
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		more, err := fn(e)
+		if err != nil || !more {
+			return err
+		}
+		fi.it.Next()
+		if fi.it.Valid() {
+			heap.Fix(&h, 0)
+		} else {
+			fi.it.Close()
+			heap.Pop(&h)
+		}
+	}
+	return nil
+}
+
+// HighWater returns the replica's last applied replica sequence.
+func (t *Tx) HighWater(replica string) (uint64, error) {
+	raw, ok, err := t.get(KeyHighWater(t.user, replica))
+	if err != nil || !ok || len(raw) != 8 {
+		return 0, err
+	}
+	return beUint(raw), nil
+}
+
+// SetHighWater records the replica's high-water mark, in the same
+// transaction as the change it covers.
+func (t *Tx) SetHighWater(replica string, rseq uint64) { t.set(KeyHighWater(t.user, replica), be64(rseq)) }
+
+// PutResult stores the encoded result of a pushed change for replays.
+func (t *Tx) PutResult(replica string, rseq uint64, result []byte) {
+	t.set(KeyResult(t.user, replica, rseq), result)
+}
+
+// Result loads a stored push result.
+func (t *Tx) Result(replica string, rseq uint64) ([]byte, bool, error) {
+	return t.get(KeyResult(t.user, replica, rseq))
+}
+
+// PruneResults drops stored results of a replica up to rseq (it has seen
+// them) and keeps at most keep of the rest.
+func (t *Tx) PruneResults(replica string, upTo uint64, keep int) error {
+	prefix := KeyResultPrefix(t.user, replica)
+	var keys []string
+	err := t.scan(prefix, true, func(k string, _ []byte) (bool, error) {
+		keys = append(keys, k)
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		rs := beUint([]byte(strings.TrimPrefix(k, prefix)))
+		if rs <= upTo || len(keys)-i > keep {
+			t.del(k)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+)
+
+var digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// ValidDigest reports whether d is a lower-case hex SHA-256.
+func ValidDigest(d string) bool { return digestRE.MatchString(d) }
+
+// FilePath is where the user's content with this digest lives. Content is
+// stored per user, so one account can never learn of another's files.
+func (s *Store) FilePath(user, digest string) string {
+	return filepath.Join(s.filesDir, user, digest[:2], digest)
+}
+
+// SaveFile streams r into the user's content store, at most limit bytes,
+// and returns its digest and size. ErrTooLarge when over the limit.
+func (s *Store) SaveFile(user string, r io.Reader, limit int64) (digest string, size int64, err error) {
+	dir := filepath.Join(s.filesDir, user)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", 0, err
+	}
+	tmp, err := os.CreateTemp(dir, "upload-*")
+	if err != nil {
+		return "", 0, err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, limit+1))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	if n > limit {
+		return "", 0, ErrTooLarge
+	}
+	digest = hex.EncodeToString(h.Sum(nil))
+	dst := s.FilePath(user, digest)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return "", 0, err
+	}
+	if _, err := os.Stat(dst); err == nil {
+		return digest, n, nil
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", 0, fmt.Errorf("store: keep upload: %w", err)
+	}
+	return digest, n, nil
+}
+
+// HasFile reports whether the user's content store holds digest.
+func (s *Store) HasFile(user, digest string) bool {
+	if !ValidDigest(digest) {
+		return false
+	}
+	_, err := os.Stat(s.FilePath(user, digest))
+	return err == nil
+}
+
+// OpenFile opens stored content.
+func (s *Store) OpenFile(user, digest string) (*os.File, error) {
+	if !ValidDigest(digest) {
+		return nil, os.ErrNotExist
+	}
+	return os.Open(s.FilePath(user, digest))
+}
+
+// ErrTooLarge is returned when content exceeds its limit.
+var ErrTooLarge = fmt.Errorf("store: content too large")
+
+// AddRef records that event references digest.
+func (t *Tx) AddRef(digest, event string) { t.set(keyRef(t.user, digest, event), nil) }
+
+// DropRef removes event's reference to digest and reports whether any
+// reference remains (when none does, the caller may delete the content after
+// commit).
+func (t *Tx) DropRef(digest, event string) (bool, error) {
+	t.del(keyRef(t.user, digest, event))
+	left := false
+	err := t.scan(keyUser(t.user)+"ref/"+digest+"/", true, func(string, []byte) (bool, error) {
+		left = true
+		return false, nil
+	})
+	return left, err
+}
+
+// RemoveFile deletes unreferenced content.
+func (s *Store) RemoveFile(user, digest string) {
+	if ValidDigest(digest) {
+		os.Remove(s.FilePath(user, digest))
+	}
+}
