@@ -212,7 +212,8 @@ func (p *Patch) parseField(name string, ft fieldType, raw json.RawMessage) error
 	switch ft {
 	case tString:
 		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		// json.Unmarshal accepts null for a string, leaving it unchanged.
+		if isNull(raw) || json.Unmarshal(raw, &s) != nil {
 			return FieldError(name, "must be a string")
 		}
 		if name == "name" {
@@ -242,7 +243,7 @@ func (p *Patch) parseField(name string, ft fieldType, raw json.RawMessage) error
 		p.Set(name, JSONString(s))
 	case tBool:
 		var b bool
-		if json.Unmarshal(raw, &b) != nil {
+		if isNull(raw) || json.Unmarshal(raw, &b) != nil {
 			return FieldError(name, "must be a boolean")
 		}
 		p.Set(name, JSONBool(b))
@@ -336,4 +337,13 @@ func DecodeObject(body []byte) (map[string]json.RawMessage, error) {
 		return nil, Errorf(ErrInvalidRequestStructure, "trailing data after the JSON value")
 	}
 	return m, nil
+}
+
+// StringFromPatch returns a string field the patch sets ("" otherwise).
+func StringFromPatch(p *Patch, name string) string {
+	var s string
+	if raw := p.Fields[name]; raw != nil {
+		_ = json.Unmarshal(raw, &s)
+	}
+	return s
 }

@@ -208,9 +208,9 @@ func (s *Store) Update(ctx context.Context, user string, fn func(*Tx) error) err
 }
 
 // View runs fn over a consistent read-only snapshot.
-func (s *Store) View(fn func(*Tx) error) error {
+func (s *Store) View(user string, fn func(*Tx) error) error {
 	return s.db.View(func(txn *badger.Txn) error {
-		return fn(&Tx{s: s, txn: txn, readOnly: true})
+		return fn(&Tx{s: s, txn: txn, user: user, readOnly: true})
 	})
 }
 
@@ -345,7 +345,7 @@ func (s *Store) Head(user string) (uint64, error) {
 	if ok {
 		return h, nil
 	}
-	err := s.View(func(tx *Tx) error {
+	err := s.View(user, func(tx *Tx) error {
 		var err error
 		h, err = tx.Head()
 		return err

@@ -274,3 +274,14 @@ func be64(n uint64) []byte {
 	binary.BigEndian.PutUint64(b, n)
 	return b
 }
+
+// ForUser returns a view of the same read-only transaction for another
+// user's data (authentication reads before the user is known).
+func (t *Tx) ForUser(user string) *Tx {
+	if !t.readOnly {
+		panic("store: ForUser needs a read-only transaction")
+	}
+	c := *t
+	c.user = user
+	return &c
+}

@@ -1,0 +1,455 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/model"
+	"github.com/pryvsync/pryvsync/server/store"
+)
+
+// Actor is who writes: an access and its compiled scope.
+type Actor struct {
+	AccessID string
+	Type     string
+	Scope    model.Scope
+}
+
+// Change is one versioned change to an item, from HTTP or a replica's push.
+type Change struct {
+	Kind  model.Kind
+	ID    string
+	Delta crdt.Doc
+	// Create says the writer means to create the item (HTTP create, or a
+	// replica's first push of an item it made).
+	Create bool
+	// RenameOnClash keeps a folder whose name clashes with a sibling by
+	// renaming it "<name> (2)"… (sync), instead of refusing it (HTTP).
+	RenameOnClash bool
+}
+
+// Outcome is what applying a change did.
+type Outcome struct {
+	Seq       uint64
+	Lost      crdt.Lost // entries of the delta that lost to newer values
+	StoppedID string    // a running period stopped by this change
+	Renamed   string    // the new name of a folder renamed on a clash
+	Doc       crdt.Doc  // the item's state after the change
+}
+
+// txTree answers folder ancestry from the transaction's current state.
+type txTree struct{ tx *store.Tx }
+
+func (t txTree) FolderParent(folder string) (string, bool) {
+	r, ok, err := t.tx.Item(model.KindFolder, folder)
+	if err != nil || !ok || !model.Exists(r.Doc) {
+		return "", false
+	}
+	return model.StringField(r.Doc, "parentId"), true
+}
+
+func unknownErr(kind model.Kind, id string) *model.Error {
+	switch kind {
+	case model.KindChannel:
+		return model.Errorf(model.ErrUnknownChannel, "unknown channel %q", id)
+	case model.KindFolder:
+		return model.Errorf(model.ErrUnknownFolder, "unknown folder %q", id)
+	}
+	return model.Errorf(model.ErrUnknownEvent, "unknown event %q", id)
+}
+
+// visibleLevel is the actor's level on an existing item (LevelNone when it
+// cannot see it).
+func visibleLevel(tx *store.Tx, a *Actor, kind model.Kind, id string, d crdt.Doc) model.Level {
+	tree := txTree{tx}
+	switch kind {
+	case model.KindChannel:
+		if !a.Scope.SeesChannel(id) {
+			return model.LevelNone
+		}
+		return max(model.LevelRead, a.Scope.ChannelLevel(id))
+	case model.KindFolder:
+		f := model.FolderFactsOf(d)
+		return a.Scope.FolderLevel(f.Channel, id, tree)
+	}
+	return a.Scope.EventLevel(model.EventFactsOf(d), tree)
+}
+
+// ApplyChange checks one change against the actor's rights and the
+// invariants of SPEC §1, as the state stands in tx (including earlier
+// changes of the same request), then merges and stores it. It is the one
+// write rule of the server: HTTP handlers and the sync endpoint both call it.
+func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome, error) {
+	if !ch.Kind.Valid() {
+		return nil, model.Errorf(model.ErrInvalidParametersFormat, "unknown item kind %q", ch.Kind)
+	}
+	cur, exists, err := tx.Item(ch.Kind, ch.ID)
+	if err != nil {
+		return nil, err
+	}
+	var before crdt.Doc
+	live := exists && model.Exists(cur.Doc)
+	if exists {
+		before = cur.Doc
+	}
+	if exists && cur.Doc.IsDeleted() {
+		if ch.Create {
+			return nil, model.Errorf(model.ErrItemIDAlreadyExists, "the id %q was used by a deleted item", ch.ID)
+		}
+		return nil, unknownErr(ch.Kind, ch.ID)
+	}
+	if live {
+		lvl := visibleLevel(tx, a, ch.Kind, ch.ID, before)
+		if lvl == model.LevelNone {
+			if ch.Create {
+				// Do not reveal that the id exists.
+				return nil, model.Errorf(model.ErrItemIDAlreadyExists, "the id %q is already used", ch.ID)
+			}
+			return nil, unknownErr(ch.Kind, ch.ID)
+		}
+		if ch.Create && !ch.Delta.IsDeleted() && ch.Delta.Has(model.FieldCreated) && !sameCreation(before, ch.Delta) {
+			return nil, model.Errorf(model.ErrItemIDAlreadyExists, "the id %q is already used", ch.ID)
+		}
+	} else if !ch.Create || ch.Delta.IsDeleted() {
+		return nil, unknownErr(ch.Kind, ch.ID)
+	}
+
+	now := tx.Now()
+	delta := ch.Delta.Clone()
+	// A device clock far ahead must not win forever (SPEC §4.3).
+	limit := int64(now*1000) + crdt.DefaultSkew.Milliseconds()
+	delta, _ = delta.Restamp(limit, clock.MustNow)
+	v := clock.MustNow()
+	model.Stamp(&delta, crdt.Max(v, delta.MaxVersion()), now, a.AccessID, !live)
+	if live && !before.Has(model.FieldCreated) {
+		delete(delta.Fields, model.FieldCreated)
+	}
+	if live {
+		// created/createdBy are fixed once set.
+		delete(delta.Fields, model.FieldCreated)
+		delete(delta.Fields, model.FieldCreatedBy)
+	}
+	after, lost := crdt.Apply(before, delta)
+	out := &Outcome{Lost: userLost(lost)}
+	switch ch.Kind {
+	case model.KindChannel:
+		err = checkChannel(tx, a, ch, live, before, &after)
+	case model.KindFolder:
+		err = checkFolder(tx, a, ch, live, before, &after, out)
+	case model.KindEvent:
+		err = checkEvent(tx, a, ch, live, before, &after, out, clock)
+	}
+	if err != nil {
+		return nil, err
+	}
+	seq, err := tx.PutItem(ch.Kind, ch.ID, after)
+	if err != nil {
+		return nil, err
+	}
+	out.Seq, out.Doc = seq, after
+	return out, nil
+}
+
+// sameCreation reports whether a create delta is a replay of the creation
+// already stored (same created version): idempotent offline creation.
+func sameCreation(cur, delta crdt.Doc) bool {
+	return cur.Fields[model.FieldCreated].V == delta.Fields[model.FieldCreated].V
+}
+
+func userLost(l crdt.Lost) crdt.Lost {
+	out := l[:0:0]
+	for _, f := range l {
+		switch f {
+		case model.FieldModified, model.FieldModifiedBy, model.FieldCreated, model.FieldCreatedBy:
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func trashedErr(what, id string) *model.Error {
+	return model.Errorf(model.ErrInvalidOperation, "the %s %q is trashed", what, id).
+		WithData(map[string]any{"trashed": true})
+}
+
+func checkChannel(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, after *crdt.Doc) error {
+	if !live || after.IsDeleted() {
+		if !a.Scope.IsPersonal() {
+			return model.Errorf(model.ErrForbidden, "only a personal access may create or delete channels")
+		}
+	} else if a.Scope.ChannelLevel(ch.ID) < model.LevelManage {
+		return model.Errorf(model.ErrForbidden, "updating a channel needs manage rights on it")
+	}
+	if after.IsDeleted() {
+		return nil
+	}
+	name := model.StringField(*after, "name")
+	if name == "" {
+		return model.FieldError("name", "is required")
+	}
+	if !live || model.StringField(before, "name") != name {
+		clash := false
+		err := tx.Items(model.KindChannel, func(id string, r *store.Record) (bool, error) {
+			if id != ch.ID && model.Exists(r.Doc) && strings.EqualFold(model.StringField(r.Doc, "name"), name) {
+				clash = true
+				return false, nil
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		if clash {
+			return model.Errorf(model.ErrItemNameAlreadyExists, "a channel named %q already exists", name)
+		}
+	}
+	return checkSize(*after)
+}
+
+func checkSize(d crdt.Doc) error {
+	n := 0
+	for k, f := range d.Fields {
+		n += len(k) + len(f.Val) + 24
+	}
+	for k, f := range d.Data {
+		n += len(k) + len(f.Val) + 24
+	}
+	for k := range d.Tags {
+		n += len(k) + 24
+	}
+	for k, f := range d.Files {
+		n += len(k) + len(f.Val) + 24
+	}
+	if n > model.MaxItemSize {
+		return model.Errorf(model.ErrPayloadTooLarge, "an item is at most %d bytes encoded", model.MaxItemSize)
+	}
+	return nil
+}
+
+// channelState checks the channel of a folder or event exists for the
+// actor and is not trashed.
+func channelState(tx *store.Tx, a *Actor, channel string) (crdt.Doc, error) {
+	r, ok, err := tx.Item(model.KindChannel, channel)
+	if err != nil {
+		return crdt.Doc{}, err
+	}
+	if !ok || !model.Exists(r.Doc) || !a.Scope.SeesChannel(channel) {
+		return crdt.Doc{}, model.Errorf(model.ErrUnknownChannel, "unknown channel %q", channel)
+	}
+	return r.Doc, nil
+}
+
+func checkFolder(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, after *crdt.Doc, out *Outcome) error {
+	tree := txTree{tx}
+	bf := model.FolderFactsOf(before)
+	if live && model.StringField(*after, "channelId") != bf.Channel {
+		return model.FieldError("channelId", "a folder never changes channel")
+	}
+	af := model.FolderFactsOf(*after)
+	if live && !a.Scope.CanManageFolder(bf.Channel, ch.ID, tree) {
+		return model.Errorf(model.ErrForbidden, "managing this folder needs manage rights above it")
+	}
+	if after.IsDeleted() {
+		return nil
+	}
+	cdoc, err := channelState(tx, a, af.Channel)
+	if err != nil {
+		return err
+	}
+	if !live && model.BoolField(cdoc, "trashed") {
+		return trashedErr("channel", af.Channel)
+	}
+	if !live || af.Parent != bf.Parent {
+		if af.Parent != "" {
+			pr, ok, err := tx.Item(model.KindFolder, af.Parent)
+			if err != nil {
+				return err
+			}
+			if !ok || !model.Exists(pr.Doc) || model.StringField(pr.Doc, "channelId") != af.Channel ||
+				a.Scope.FolderLevel(af.Channel, af.Parent, tree) == model.LevelNone {
+				return model.Errorf(model.ErrUnknownFolder, "unknown parent folder %q", af.Parent)
+			}
+			if !live && model.BoolField(pr.Doc, "trashed") {
+				return trashedErr("folder", af.Parent)
+			}
+			// A move under one of its own descendants would make a cycle.
+			for f, depth := af.Parent, 0; f != "" && depth < 1024; depth++ {
+				if f == ch.ID {
+					return model.Errorf(model.ErrInvalidOperation, "a folder cannot move below itself")
+				}
+				f, _ = tree.FolderParent(f)
+			}
+		}
+		if !a.Scope.CanCreateFolderUnder(af.Channel, af.Parent, tree) {
+			if !live {
+				return model.Errorf(model.ErrForbidden, "creating a folder here needs manage rights")
+			}
+			return model.Errorf(model.ErrForbidden, "moving the folder there needs manage rights")
+		}
+	}
+	if af.Name == "" {
+		return model.FieldError("name", "is required")
+	}
+	if !live || af.Name != bf.Name || af.Parent != bf.Parent {
+		name, err := uniqueFolderName(tx, ch, af, ch.RenameOnClash)
+		if err != nil {
+			return err
+		}
+		if name != af.Name {
+			v := after.Fields["name"].V
+			after.Fields["name"] = crdt.Field{V: v, Val: model.JSONString(name)}
+			out.Renamed = name
+		}
+	}
+	return checkSize(*after)
+}
+
+func uniqueFolderName(tx *store.Tx, ch Change, af model.FolderFacts, rename bool) (string, error) {
+	taken := map[string]bool{}
+	err := tx.Items(model.KindFolder, func(id string, r *store.Record) (bool, error) {
+		if id == ch.ID || !model.Exists(r.Doc) {
+			return true, nil
+		}
+		f := model.FolderFactsOf(r.Doc)
+		if f.Channel == af.Channel && f.Parent == af.Parent {
+			taken[strings.ToLower(f.Name)] = true
+		}
+		return true, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if !taken[strings.ToLower(af.Name)] {
+		return af.Name, nil
+	}
+	if !rename {
+		return "", model.Errorf(model.ErrItemNameAlreadyExists, "a sibling folder named %q already exists", af.Name)
+	}
+	for i := 2; ; i++ {
+		n := fmt.Sprintf("%s (%d)", af.Name, i)
+		if !taken[strings.ToLower(n)] {
+			return n, nil
+		}
+	}
+}
+
+func checkEvent(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, after *crdt.Doc, out *Outcome, clock *crdt.Clock) error {
+	tree := txTree{tx}
+	if live {
+		bf := model.EventFactsOf(before)
+		if a.Scope.EventLevel(bf, tree) < model.LevelContribute {
+			return model.Errorf(model.ErrForbidden, "changing this event needs contribute rights")
+		}
+	}
+	if after.IsDeleted() {
+		return nil
+	}
+	ef := model.EventFactsOf(*after)
+	if !after.Has("type") {
+		return model.FieldError("type", "is required")
+	}
+	if !after.Has("time") {
+		return model.FieldError("time", "is required")
+	}
+	cdoc, err := channelState(tx, a, ef.Channel)
+	if err != nil {
+		return err
+	}
+	if model.BoolField(cdoc, "trashed") && !live {
+		return trashedErr("channel", ef.Channel)
+	}
+	if ef.Folder != "" {
+		fr, ok, err := tx.Item(model.KindFolder, ef.Folder)
+		if err != nil {
+			return err
+		}
+		if !ok || !model.Exists(fr.Doc) || model.StringField(fr.Doc, "channelId") != ef.Channel ||
+			a.Scope.FolderLevel(ef.Channel, ef.Folder, tree) == model.LevelNone && !a.Scope.WholeChannel(ef.Channel) {
+			return model.Errorf(model.ErrUnknownFolder, "unknown folder %q", ef.Folder)
+		}
+		if model.BoolField(fr.Doc, "trashed") && (!live || model.EventFactsOf(before).Folder != ef.Folder) {
+			return trashedErr("folder", ef.Folder)
+		}
+	}
+	if a.Scope.EventLevel(ef, tree) < model.LevelContribute {
+		if a.Scope.SeesChannel(ef.Channel) && a.Scope.EventLevel(ef, tree) == model.LevelNone && !live {
+			return model.Errorf(model.ErrForbidden, "the event would be outside this access's scope")
+		}
+		return model.Errorf(model.ErrForbidden, "writing this event needs contribute rights")
+	}
+	if err := checkSize(*after); err != nil {
+		return err
+	}
+	if model.BoolField(cdoc, "enforceNoEventsOverlap") && ef.Period && !ef.Trashed {
+		return checkPeriods(tx, ch, live, before, ef, out, clock)
+	}
+	return nil
+}
+
+// checkPeriods applies SPEC §1.6 in a no-overlap channel: a new running
+// period stops the running one; a finite period may not overlap another.
+func checkPeriods(tx *store.Tx, ch Change, live bool, before crdt.Doc, ef model.EventFacts, out *Outcome, clock *crdt.Clock) error {
+	var overlapped []string
+	var running []string
+	var runningAfter bool
+	end := ef.End()
+	from := ef.Time
+	err := tx.EventsByTime(ef.Channel, math.Inf(-1), math.Inf(1), true, func(id string, r *store.Record) (bool, error) {
+		if id == ch.ID {
+			return true, nil
+		}
+		o := model.EventFactsOf(r.Doc)
+		if !o.Period || o.Trashed {
+			return true, nil
+		}
+		if o.Running {
+			if o.Time > from && ef.Running {
+				runningAfter = true
+			}
+			if ef.Running && o.Time <= from {
+				running = append(running, id)
+				return true, nil
+			}
+		}
+		if o.Time < end && o.End() > from {
+			overlapped = append(overlapped, id)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	if runningAfter {
+		return model.Errorf(model.ErrInvalidOperation, "a running period cannot start before a later period")
+	}
+	if len(overlapped) > 0 {
+		return model.Errorf(model.ErrPeriodsOverlap, "the period overlaps other periods").
+			WithData(map[string]any{"overlappedIds": overlapped})
+	}
+	for _, id := range running {
+		r, _, err := tx.Item(model.KindEvent, id)
+		if err != nil {
+			return err
+		}
+		o := model.EventFactsOf(r.Doc)
+		v := clock.MustNow()
+		d := crdt.Doc{Fields: map[string]crdt.Field{"duration": {V: v, Val: model.JSONNumber(from - o.Time)}}}
+		model.Stamp(&d, v, tx.Now(), "", false)
+		merged := crdt.Merge(r.Doc, d)
+		if _, err := tx.PutItem(model.KindEvent, id, merged); err != nil {
+			return err
+		}
+		out.StoppedID = id
+	}
+	return nil
+}
+
+// jsonRaw is a helper for handlers that need a field's raw JSON.
+func jsonRaw(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
