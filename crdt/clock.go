@@ -99,8 +99,11 @@ func (c *Clock) MustNow() Version {
 	if err != nil {
 		// Fall back to physical time with the node's counter: never panic.
 		c.mu.Lock()
-		c.last = Version{Time: c.last.Time, Counter: c.last.Counter + 1, Node: c.node}
-		v = c.last
+		v = Version{Time: c.last.Time, Counter: c.last.Counter + 1, Node: c.node}
+		if v.Counter == 0 { // wrapped, as in Now
+			v.Time++
+		}
+		c.last = v
 		c.mu.Unlock()
 	}
 	return v

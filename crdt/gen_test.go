@@ -17,6 +17,7 @@ var (
 	fieldNames = []string{"name", "parentId", "trashed"}
 	tagNames   = []string{"a", "b", "c"}
 	dataKeys   = []string{"k", "l"}
+	fileKeys   = []string{"f1", "f2"}
 	nodes      = []string{"r1", "r2", "srv"}
 	// -1 is corrupt input (a wire message or a device clock before 1970): the
 	// zero Version must still be older than it.
@@ -63,6 +64,7 @@ func genDoc() *rapid.Generator[crdt.Doc] {
 			Fields: rapid.MapOfN(rapid.SampledFrom(fieldNames), genField(), -1, len(fieldNames)).Draw(t, "fields"),
 			Tags:   rapid.MapOfN(rapid.SampledFrom(tagNames), genElem(), -1, len(tagNames)).Draw(t, "tags"),
 			Data:   rapid.MapOfN(rapid.SampledFrom(dataKeys), genField(), -1, len(dataKeys)).Draw(t, "data"),
+			Files:  rapid.MapOfN(rapid.SampledFrom(fileKeys), genField(), -1, len(fileKeys)).Draw(t, "files"),
 		}
 		if rapid.IntRange(0, 3).Draw(t, "tombstone") == 0 {
 			d.Deleted = genVersion().Draw(t, "deleted")
@@ -100,6 +102,7 @@ func show(d crdt.Doc) string {
 	}
 	fields("f", d.Fields)
 	fields("d", d.Data)
+	fields("a", d.Files)
 	keys := make([]string, 0, len(d.Tags))
 	for k := range d.Tags {
 		keys = append(keys, k)

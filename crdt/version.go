@@ -16,6 +16,14 @@ type Version struct {
 
 // Compare returns -1, 0 or +1 as v is older than, equal to or newer than o.
 func (v Version) Compare(o Version) int {
+	// A negative Time (corrupt input) must not sort below the zero Version:
+	// Max would then drop a tombstone stamped with it.
+	if (v.Time < 0 || o.Time < 0) && v.IsZero() != o.IsZero() {
+		if v.IsZero() {
+			return -1
+		}
+		return 1
+	}
 	switch {
 	case v.Time < o.Time:
 		return -1

@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"sort"
 	"strings"
@@ -45,11 +46,10 @@ func Canonical(raw []byte) ([]byte, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
-	if dec.More() {
-		return nil, Errorf(ErrInvalidRequestStructure, "trailing data after JSON value")
-	}
+	// Only white space may follow: a second value, or a stray "]" or "}"
+	// (which Decode reports as a syntax error, not as a value), is refused.
 	var tail json.RawMessage
-	if err := dec.Decode(&tail); err == nil {
+	if err := dec.Decode(&tail); err != io.EOF {
 		return nil, Errorf(ErrInvalidRequestStructure, "trailing data after JSON value")
 	}
 	return json.Marshal(v)

@@ -126,12 +126,14 @@ func (e *scopeEntry) folderLevel(folder string, tree Tree) Level {
 	var l Level
 	f := folder
 	for depth := 0; f != "" && depth < maxDepth; depth++ {
-		if fl, ok := e.folders[f]; ok {
-			l = max(l, fl)
-		}
+		// A folder the tree does not know grants nothing: a permission
+		// naming a missing folder applies only once the folder exists.
 		parent, ok := tree.FolderParent(f)
 		if !ok {
 			break
+		}
+		if fl, ok := e.folders[f]; ok {
+			l = max(l, fl)
 		}
 		f = parent
 	}
@@ -170,10 +172,27 @@ func (s Scope) PermittedRoots(channel string) map[string]bool {
 	return out
 }
 
+// foldersLevel is the level granted on every folder of the channel: by
+// entries without folder restrictions. Tag and time filters restrict events
+// only (SPEC §2: folders are unaffected), so unlike ChannelLevel they count.
+func (s Scope) foldersLevel(channel string) Level {
+	if s.personal {
+		return LevelManage
+	}
+	var l Level
+	for i := range s.entries {
+		if e := &s.entries[i]; e.covers(channel) && e.folders == nil {
+			l = max(l, e.level)
+		}
+	}
+	return l
+}
+
 // CanManageFolder reports whether the token may update, move, trash or
-// delete the folder: channel-wide manage, or manage on a strict ancestor.
+// delete the folder: manage on every folder of the channel, or manage on a
+// strict ancestor.
 func (s Scope) CanManageFolder(channel, folder string, tree Tree) bool {
-	if s.ChannelLevel(channel) >= LevelManage {
+	if s.foldersLevel(channel) >= LevelManage {
 		return true
 	}
 	parent, ok := tree.FolderParent(folder)
@@ -183,7 +202,7 @@ func (s Scope) CanManageFolder(channel, folder string, tree Tree) bool {
 // CanCreateFolderUnder reports whether the token may create a folder under
 // parent ("" = at the root of the channel).
 func (s Scope) CanCreateFolderUnder(channel, parent string, tree Tree) bool {
-	if s.ChannelLevel(channel) >= LevelManage {
+	if s.foldersLevel(channel) >= LevelManage {
 		return true
 	}
 	return parent != "" && s.FolderLevel(channel, parent, tree) >= LevelManage
