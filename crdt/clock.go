@@ -53,6 +53,12 @@ func (c *Clock) SetServerTime(serverMs int64) {
 	c.offset = serverMs - local
 	c.server = serverMs
 	c.seenAt = local
+	// A device that wrote offline with its clock far ahead would otherwise
+	// be unable to write until real time caught up: its runaway versions
+	// are re-stamped by the server anyway (SPEC §4.3), so follow the server.
+	if c.last.Time > serverMs+c.skew.Milliseconds() {
+		c.last = Version{Time: serverMs, Node: c.node}
+	}
 }
 
 // Offset returns the learned offset to server time in milliseconds.

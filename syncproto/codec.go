@@ -1,0 +1,101 @@
+package syncproto
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+var encPool = sync.Pool{New: func() any {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(true)
+	return &encoder{buf: &buf, enc: enc}
+}}
+
+type encoder struct {
+	buf *bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+// Encode returns the frame of m.
+func Encode(m *Message) ([]byte, error) {
+	e := encPool.Get().(*encoder)
+	defer encPool.Put(e)
+	e.buf.Reset()
+	if err := e.enc.Encode(m); err != nil {
+		return nil, fmt.Errorf("syncproto: encode %s: %w", m.T, err)
+	}
+	return bytes.Clone(e.buf.Bytes()), nil
+}
+
+// Decode validates and decodes one frame. Every error wraps ErrMalformed.
+func Decode(frame []byte) (*Message, error) {
+	if err := Validate(frame, DefaultMaxDepth); err != nil {
+		return nil, err
+	}
+	var m Message
+	if err := msgpack.Unmarshal(frame, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// check enforces that the body matches the type and the counts are bounded.
+func (m *Message) check() error {
+	bad := func(why string) error { return fmt.Errorf("%w: %s", ErrMalformed, why) }
+	ok := false
+	switch m.T {
+	case TypeHello:
+		ok = m.Hello != nil
+	case TypeWelcome:
+		ok = m.Welcome != nil
+	case TypePush:
+		ok = m.Push != nil
+		if ok && len(m.Push.Changes) > MaxPushChanges {
+			return bad("too many changes in one push")
+		}
+	case TypePushResult:
+		ok = m.PushResult != nil
+	case TypeChanges:
+		ok = m.Changes != nil
+	case TypeAck:
+		ok = m.Ack != nil
+	case TypeScope:
+		ok = m.Scope != nil
+	case TypeAttachmentGet:
+		ok = m.AttachmentGet != nil
+	case TypeAttachmentData:
+		ok = m.AttachmentData != nil
+	case TypeAttachmentPut:
+		ok = m.AttachmentPut != nil
+		if ok && len(m.AttachmentPut.Data) > MaxChunkBytes {
+			return bad("attachment chunk over 1 MiB")
+		}
+	case TypeError:
+		ok = m.Error != nil
+	default:
+		return bad(fmt.Sprintf("unknown message type %q", m.T))
+	}
+	if !ok {
+		return bad(fmt.Sprintf("message %q without its body", m.T))
+	}
+	return nil
+}
+
+// BlindID is the removal id of an item for an access key: no id crosses the
+// wire for an item the replica may never have held.
+func BlindID(key []byte, kind, id string) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(kind))
+	h.Write([]byte{':'})
+	h.Write([]byte(id))
+	return h.Sum(nil)[:16]
+}

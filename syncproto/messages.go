@@ -1,0 +1,220 @@
+package syncproto
+
+import (
+	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/model"
+)
+
+// Subprotocol is the websocket subprotocol of this version.
+const Subprotocol = "pryvsync.v1"
+
+// ProtocolVersion is sent in hello; the server refuses others with 4426.
+const ProtocolVersion = 1
+
+// Limits of SPEC §4.2.
+const (
+	MaxBatchItems  = 1000
+	MaxBatchBytes  = 1 << 20
+	MaxFrameBytes  = 4 << 20
+	MaxChunkBytes  = 1 << 20
+	MaxPushChanges = 1000
+	MaxInFlight    = 4
+)
+
+// Close codes (SPEC §7).
+const (
+	CloseMalformed   = 4400
+	CloseBadToken    = 4401
+	CloseRevoked     = 4403
+	CloseVersion     = 4426
+	CloseTooBig      = 1009
+	CloseGoingAway   = 1001
+	CloseNormal      = 1000
+	ClosePolicy      = 1008
+	CloseInternalErr = 1011
+)
+
+// Message types.
+const (
+	TypeHello          = "hello"
+	TypeWelcome        = "welcome"
+	TypePush           = "push"
+	TypePushResult     = "pushResult"
+	TypeChanges        = "changes"
+	TypeAck            = "ack"
+	TypeScope          = "scope"
+	TypeAttachmentGet  = "attachmentGet"
+	TypeAttachmentData = "attachmentData"
+	TypeAttachmentPut  = "attachmentPut"
+	TypeError          = "error"
+)
+
+// Message is one frame: T names the type and the matching field holds the body.
+type Message struct {
+	T              string          `msgpack:"t"`
+	Hello          *Hello          `msgpack:"hello,omitempty"`
+	Welcome        *Welcome        `msgpack:"welcome,omitempty"`
+	Push           *Push           `msgpack:"push,omitempty"`
+	PushResult     *PushResult     `msgpack:"pushResult,omitempty"`
+	Changes        *Changes        `msgpack:"changes,omitempty"`
+	Ack            *Ack            `msgpack:"ack,omitempty"`
+	Scope          *Scope          `msgpack:"scope,omitempty"`
+	AttachmentGet  *AttachmentGet  `msgpack:"attachmentGet,omitempty"`
+	AttachmentData *AttachmentData `msgpack:"attachmentData,omitempty"`
+	AttachmentPut  *AttachmentPut  `msgpack:"attachmentPut,omitempty"`
+	Error          *Error          `msgpack:"error,omitempty"`
+}
+
+// Cursor is the replica's position in the user's change log.
+type Cursor struct {
+	Epoch string `msgpack:"epoch" json:"epoch"`
+	Seq   uint64 `msgpack:"seq" json:"seq"`
+}
+
+// Hello opens a session (client).
+type Hello struct {
+	Version int     `msgpack:"version"`
+	Replica string  `msgpack:"replica"`
+	Cursor  *Cursor `msgpack:"cursor,omitempty"`
+	Pending int     `msgpack:"pending"`
+	Clock   int64   `msgpack:"clock"` // client wall clock, ms
+	// PermVersion is the version of the permissions the replica last
+	// received (0: none). A difference makes the server re-send the scope.
+	PermVersion int64 `msgpack:"permVersion"`
+}
+
+// Reset reasons.
+const (
+	ResetEpoch   = "epoch"   // the server was restored: new epoch
+	ResetHorizon = "horizon" // the cursor is older than the tombstone horizon
+	ResetScope   = "scope"   // the access's permissions changed
+)
+
+// Welcome answers hello (server).
+type Welcome struct {
+	ServerTime  int64              `msgpack:"serverTime"` // ms
+	Epoch       string             `msgpack:"epoch"`
+	AccessID    string             `msgpack:"accessId"`
+	AccessType  string             `msgpack:"accessType"`
+	Permissions []model.Permission `msgpack:"permissions"`
+	PermVersion int64              `msgpack:"permVersion"`
+	// Key blinds removals: a removal carries HMAC-SHA256(Key, kind ":" id)[:16].
+	Key []byte `msgpack:"key"`
+	// Resume is the sequence the server will send changes after.
+	Resume uint64 `msgpack:"resume"`
+	// Reset, when set, tells the replica to drop what it holds (keeping its
+	// pending changes), push those, then download its scope again.
+	Reset string `msgpack:"reset,omitempty"`
+	// Rescan says the scope changed without a reset: the replica deletes what
+	// the new permissions exclude; the server re-sends what they include.
+	Rescan bool `msgpack:"rescan,omitempty"`
+}
+
+// Change is one pushed change (client), in the replica's order.
+type Change struct {
+	RSeq   uint64   `msgpack:"rseq"` // replica sequence, strictly increasing
+	Kind   string   `msgpack:"kind"`
+	ID     string   `msgpack:"id"`
+	Create bool     `msgpack:"create,omitempty"`
+	Delta  crdt.Doc `msgpack:"delta"`
+}
+
+// Push carries a batch of changes (client).
+type Push struct {
+	Changes []Change `msgpack:"changes"`
+}
+
+// Result statuses.
+const (
+	StatusOK        = "ok"
+	StatusDuplicate = "duplicate"
+	StatusConflict  = "conflict"
+	StatusRejected  = "rejected"
+)
+
+// Result is the outcome of one pushed change.
+type Result struct {
+	RSeq   uint64 `msgpack:"rseq"`
+	Status string `msgpack:"status"`
+	// Seq is the server sequence of the change (ok and conflict).
+	Seq uint64 `msgpack:"seq,omitempty"`
+	// Lost names the delta's entries that lost to newer values (conflict).
+	Lost []string `msgpack:"lost,omitempty"`
+	// Error is the reason of a rejection.
+	Error *model.Error `msgpack:"error,omitempty"`
+	// Current is the server's item after the change (conflict: holds the
+	// winning values) or, for a rejection, its current state; nil when the
+	// item does not exist or is outside the scope.
+	Current *Item `msgpack:"current,omitempty"`
+	// Renamed is the new name of a folder renamed on a name clash.
+	Renamed   string `msgpack:"renamed,omitempty"`
+	StoppedID string `msgpack:"stoppedId,omitempty"`
+}
+
+// PushResult answers a push with one result per change, in order (server).
+type PushResult struct {
+	Results []Result `msgpack:"results"`
+}
+
+// Item is an item's whole current state with per-field versions.
+type Item struct {
+	Kind string   `msgpack:"kind"`
+	ID   string   `msgpack:"id"`
+	Doc  crdt.Doc `msgpack:"doc"`
+}
+
+// Changes is a batch of the feed (server). Apply it in one local
+// transaction, then ack Cursor.
+type Changes struct {
+	Items    []Item   `msgpack:"items,omitempty"`
+	Removals [][]byte `msgpack:"removals,omitempty"`
+	Cursor   Cursor   `msgpack:"cursor"`
+	// CaughtUp says the batch reaches the head the server saw.
+	CaughtUp bool `msgpack:"caughtUp,omitempty"`
+}
+
+// Ack acknowledges the cursor the replica has durably applied (client).
+type Ack struct {
+	Cursor Cursor `msgpack:"cursor"`
+}
+
+// Scope announces new permissions while connected (server). The replica
+// deletes what they exclude; items they newly include follow in changes.
+type Scope struct {
+	Permissions []model.Permission `msgpack:"permissions"`
+	PermVersion int64              `msgpack:"permVersion"`
+}
+
+// AttachmentGet asks for attachment content by digest, for an event in
+// scope (client).
+type AttachmentGet struct {
+	EventID string `msgpack:"eventId"`
+	Digest  string `msgpack:"digest"`
+	Offset  int64  `msgpack:"offset"`
+}
+
+// AttachmentData is one chunk of content (server).
+type AttachmentData struct {
+	Digest string       `msgpack:"digest"`
+	Offset int64        `msgpack:"offset"`
+	Data   []byte       `msgpack:"data"`
+	EOF    bool         `msgpack:"eof,omitempty"`
+	Error  *model.Error `msgpack:"error,omitempty"`
+}
+
+// AttachmentPut uploads content by digest in chunks (client), before the
+// push that references it. The server answers the final chunk with an
+// AttachmentData{Digest, EOF: true} (or its Error).
+type AttachmentPut struct {
+	Digest string `msgpack:"digest"`
+	Offset int64  `msgpack:"offset"`
+	Data   []byte `msgpack:"data"`
+	Final  bool   `msgpack:"final,omitempty"`
+}
+
+// Error reports a protocol error before the server closes (server).
+type Error struct {
+	Code    int    `msgpack:"code"`
+	ID      string `msgpack:"id"`
+	Message string `msgpack:"message"`
+}
