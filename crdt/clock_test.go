@@ -348,6 +348,11 @@ func TestClockModel(t *testing.T) {
 				server := phys + rapid.Int64Range(-2*sk, 2*sk).Draw(t, "server - estimate")
 				c.SetServerTime(server)
 				offset = server - local
+				// A clock left beyond the allowance by a runaway past follows
+				// the server from now on.
+				if newest.Time > server+sk {
+					newest = crdt.Version{Time: server}
+				}
 			case 2:
 				v := crdt.Version{
 					Time:    phys + rapid.Int64Range(-2*sk, 2*sk).Draw(t, "remote - estimate"),
@@ -385,4 +390,22 @@ func TestClockModel(t *testing.T) {
 		}
 	})
 	t.Logf("%d steps checked", n)
+}
+
+func TestSetServerTimeLetsARunawayOfflineClockWriteAgain(t *testing.T) {
+	w := newWall(base)
+	c := crdt.NewClock("r1", w.Now, time.Minute)
+	w.Add(3 * 60 * 60 * 1000) // device 3 h ahead, writing offline
+	if _, err := c.Now(); err != nil {
+		t.Fatalf("offline write: %v", err)
+	}
+	w.Add(-3 * 60 * 60 * 1000)
+	c.SetServerTime(base) // first welcome: the device learns the real time
+	v, err := c.Now()
+	if err != nil {
+		t.Fatalf("write after welcome: %v", err)
+	}
+	if got, want := v.Time, base; got < want || got > want+1 {
+		t.Fatalf("version time: got %d, want about %d", got, want)
+	}
 }
