@@ -13,8 +13,6 @@ func (s *Server) notYet(c *call) {
 	s.fail(c.w, c.r, model.Errorf(model.ErrInvalidOperation, "not implemented yet"))
 }
 func (s *Server) routeAdmin(c *call)                             { s.notYet(c) }
-func (s *Server) handleSync(c *call)                             { s.notYet(c) }
-func (s *Server) handleSocket(c *call)                           { s.notYet(c) }
 func (s *Server) accessInfo(c *call)                             { s.notYet(c) }
 func (s *Server) routeAccesses(c *call)                          { s.notYet(c) }
 func (s *Server) routeProfile(c *call)                           { s.notYet(c) }

@@ -140,7 +140,9 @@ func (t *Tx) HighWater(replica string) (uint64, error) {
 
 // SetHighWater records the replica's high-water mark, in the same
 // transaction as the change it covers.
-func (t *Tx) SetHighWater(replica string, rseq uint64) { t.set(KeyHighWater(t.user, replica), be64(rseq)) }
+func (t *Tx) SetHighWater(replica string, rseq uint64) {
+	t.set(KeyHighWater(t.user, replica), be64(rseq))
+}
 
 // PutResult stores the encoded result of a pushed change for replays.
 func (t *Tx) PutResult(replica string, rseq uint64, result []byte) {
@@ -171,4 +173,20 @@ func (t *Tx) PruneResults(replica string, upTo uint64, keep int) error {
 		}
 	}
 	return nil
+}
+
+func keyFloor(user string) string { return keyUser(user) + "floor" }
+
+// Floor is the sequence below which the user's tombstones were compacted: a
+// replica whose cursor is older must reset (SPEC §4.3).
+func (s *Store) Floor(user string) uint64 {
+	var f uint64
+	_ = s.View(user, func(tx *Tx) error {
+		raw, ok, err := tx.get(keyFloor(user))
+		if err == nil && ok && len(raw) == 8 {
+			f = beUint(raw)
+		}
+		return err
+	})
+	return f
 }

@@ -1,0 +1,128 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/pryvsync/pryvsync/model"
+	"github.com/pryvsync/pryvsync/server/store"
+	"github.com/pryvsync/pryvsync/syncproto"
+)
+
+// notification is a frame of the notifications socket (SPEC §7).
+type notification struct {
+	Type      string `json:"type"`
+	ChannelID string `json:"channelId,omitempty"`
+}
+
+// handleSocket serves GET /{user}/socket: JSON text frames telling which
+// kinds of items changed in which channels, for changes the token's scope
+// touches; closes 4403 on revocation and 4401 on expiry.
+func (s *Server) handleSocket(c *call) {
+	a, err := s.resolveAccess(c.user, c.r)
+	if err != nil {
+		s.fail(c.w, c.r, err)
+		return
+	}
+	if s.hub.Count(c.user) >= s.cfg.MaxConnsPerUser {
+		s.fail(c.w, c.r, model.Errorf(model.ErrTooManyRequests, "too many connections for this user"))
+		return
+	}
+	conn, err := websocket.Accept(c.w, c.r, nil)
+	if err != nil {
+		return
+	}
+	defer conn.CloseNow()
+	s.wg.Add(1)
+	defer s.wg.Done()
+	sub := s.hub.Subscribe(c.user)
+	defer s.hub.Unsubscribe(sub)
+	connections.WithLabelValues("socket").Inc()
+	defer connections.WithLabelValues("socket").Dec()
+	ctx := conn.CloseRead(s.baseCtx)
+	actor := actorOf(a)
+	go func() {
+		t := time.NewTicker(s.cfg.PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				pctx, cancel := context.WithTimeout(ctx, s.cfg.PeerTimeout-s.cfg.PingInterval)
+				err := conn.Ping(pctx)
+				cancel()
+				if err != nil {
+					conn.CloseNow()
+					return
+				}
+			}
+		}
+	}()
+	for {
+		var expiry <-chan time.Time
+		if a.Expires != nil {
+			expiry = time.After(time.Duration((*a.Expires - s.now()) * float64(time.Second)))
+		}
+		select {
+		case <-ctx.Done():
+			if s.baseCtx.Err() != nil {
+				conn.Close(websocket.StatusGoingAway, "server shutting down")
+			}
+			return
+		case <-expiry:
+			conn.Close(syncproto.CloseBadToken, "access expired")
+			return
+		case <-sub.Wake():
+		}
+		_, notices, accesses := sub.Take()
+		for _, id := range accesses {
+			if id != a.ID {
+				continue
+			}
+			var cur *model.Access
+			_ = s.st.View(c.user, func(tx *store.Tx) error {
+				cur, _, err = loadAccess(tx, a.ID)
+				return err
+			})
+			if cur == nil {
+				conn.Close(syncproto.CloseRevoked, "access revoked")
+				return
+			}
+			a, actor = cur, actorOf(cur)
+		}
+		sent := map[notification]bool{}
+		for _, n := range notices {
+			var f notification
+			switch n.Kind {
+			case model.KindChannel:
+				if n.Channel != "" {
+					continue
+				}
+				f = notification{Type: "channelsChanged"}
+			case model.KindFolder:
+				f = notification{Type: "foldersChanged", ChannelID: n.Channel}
+			default:
+				f = notification{Type: "eventsChanged", ChannelID: n.Channel}
+			}
+			if f.ChannelID != "" && !actor.Scope.SeesChannel(f.ChannelID) || sent[f] {
+				continue
+			}
+			if f.Type == "channelsChanged" && !actor.Scope.IsPersonal() {
+				// Only channels in scope matter, but the notice does not
+				// say which: tell every token, it reveals no id.
+			}
+			sent[f] = true
+			b, _ := json.Marshal(f)
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := conn.Write(wctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
+				return
+			}
+		}
+	}
+}

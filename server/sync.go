@@ -1,0 +1,763 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/model"
+	"github.com/pryvsync/pryvsync/server/store"
+	"github.com/pryvsync/pryvsync/syncproto"
+)
+
+// handleSync serves GET /{user}/sync: one replica's websocket session.
+func (s *Server) handleSync(c *call) {
+	a, err := s.resolveAccess(c.user, c.r)
+	if err != nil {
+		s.fail(c.w, c.r, err)
+		return
+	}
+	if s.hub.Count(c.user) >= s.cfg.MaxConnsPerUser {
+		s.fail(c.w, c.r, model.Errorf(model.ErrTooManyRequests, "too many connections for this user"))
+		return
+	}
+	conn, err := websocket.Accept(c.w, c.r, &websocket.AcceptOptions{Subprotocols: []string{syncproto.Subprotocol}})
+	if err != nil {
+		return
+	}
+	defer conn.CloseNow()
+	if conn.Subprotocol() != syncproto.Subprotocol {
+		conn.Close(syncproto.CloseVersion, "subprotocol "+syncproto.Subprotocol+" required")
+		return
+	}
+	conn.SetReadLimit(s.cfg.MaxFrameBytes)
+	s.wg.Add(1)
+	defer s.wg.Done()
+	ss := &syncSession{
+		s: s, conn: conn, user: c.user, access: a, actor: actorOf(a),
+		log:  s.log.Named("sync").With("user", c.user, "access", a.ID),
+		acks: make(chan struct{}, 64), poke: make(chan struct{}, 1),
+	}
+	ss.sub = s.hub.Subscribe(c.user)
+	defer s.hub.Unsubscribe(ss.sub)
+	connections.WithLabelValues("sync").Inc()
+	defer connections.WithLabelValues("sync").Dec()
+	ss.run()
+}
+
+// syncSession is one replica connection. The reader goroutine handles pushes,
+// acks and attachment calls; the feed goroutine sends changes batches.
+type syncSession struct {
+	s      *Server
+	conn   *websocket.Conn
+	user   string
+	log    hclog.Logger
+	sub    *Sub
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	access  *model.Access
+	actor   *Actor
+	replica string
+	cursor  uint64 // last seq sent
+	rescan  uint64 // while > 0: re-sending the scope up to this seq, without removals
+	initial bool   // no cursor: initial download, no removals needed
+	acked   uint64
+	flight  int
+	upload  *upload
+
+	rescanAt     uint64 // rescan read position
+	sentCaughtUp bool   // a caughtUp batch was sent since the last push
+	poke         chan struct{}
+
+	acks      chan struct{}
+	itemsOut  int
+	itemsIn   int
+	startedAt time.Time
+}
+
+type upload struct {
+	digest string
+	buf    bytes.Buffer
+}
+
+func (ss *syncSession) send(ctx context.Context, m *syncproto.Message) error {
+	b, err := syncproto.Encode(m)
+	if err != nil {
+		return err
+	}
+	return ss.conn.Write(ctx, websocket.MessageBinary, b)
+}
+
+func (ss *syncSession) closeWith(code int, id, msg string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = ss.send(ctx, &syncproto.Message{T: syncproto.TypeError, Error: &syncproto.Error{Code: code, ID: id, Message: msg}})
+	ss.conn.Close(websocket.StatusCode(code), msg)
+}
+
+func (ss *syncSession) run() {
+	ss.startedAt = time.Now()
+	ctx, cancel := context.WithCancel(ss.s.baseCtx)
+	ss.cancel = cancel
+	defer cancel()
+	defer func() {
+		ss.log.Info("sync session", "replica", ss.replica, "duration", time.Since(ss.startedAt),
+			"items_in", ss.itemsIn, "items_out", ss.itemsOut)
+	}()
+	// Hello.
+	hctx, hcancel := context.WithTimeout(ctx, ss.s.cfg.PeerTimeout)
+	_, frame, err := ss.conn.Read(hctx)
+	hcancel()
+	if err != nil {
+		return
+	}
+	msg, err := syncproto.Decode(frame)
+	if err != nil || msg.T != syncproto.TypeHello {
+		ss.closeWith(syncproto.CloseMalformed, model.ErrInvalidRequestStructure, "expected hello")
+		return
+	}
+	h := msg.Hello
+	if h.Version != syncproto.ProtocolVersion {
+		ss.closeWith(syncproto.CloseVersion, "version-unsupported", "protocol version unsupported")
+		return
+	}
+	if h.Replica == "" || len(h.Replica) > 64 {
+		ss.closeWith(syncproto.CloseMalformed, model.ErrInvalidParametersFormat, "hello needs a replica id")
+		return
+	}
+	ss.replica = h.Replica
+	ss.log = ss.log.With("replica", h.Replica)
+	w, err := ss.welcome(h)
+	if err != nil {
+		ss.closeWith(syncproto.CloseInternalErr, model.ErrUnexpected, "could not start the session")
+		return
+	}
+	if err := ss.send(ctx, &syncproto.Message{T: syncproto.TypeWelcome, Welcome: w}); err != nil {
+		return
+	}
+	if w.Reset != "" {
+		ss.log.Info("cursor reset", "reason", w.Reset)
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); defer cancel(); ss.readLoop(ctx) }()
+	go func() { defer wg.Done(); defer cancel(); ss.feedLoop(ctx) }()
+	go func() { defer wg.Done(); defer cancel(); ss.keepAlive(ctx) }()
+	<-ctx.Done()
+	if ss.s.baseCtx.Err() != nil {
+		ss.conn.Close(websocket.StatusGoingAway, "server shutting down")
+	}
+	ss.conn.CloseNow()
+	wg.Wait()
+}
+
+// welcome decides where the session resumes.
+func (ss *syncSession) welcome(h *syncproto.Hello) (*syncproto.Welcome, error) {
+	st := ss.s.st
+	head, err := st.Head(ss.user)
+	if err != nil {
+		return nil, err
+	}
+	a := ss.access
+	w := &syncproto.Welcome{
+		ServerTime: ss.s.cfg.Now().UnixMilli(), Epoch: st.Epoch(), AccessID: a.ID, AccessType: a.Type,
+		Permissions: a.Permissions, PermVersion: a.Version, Key: a.Key,
+	}
+	if w.Permissions == nil {
+		w.Permissions = []model.Permission{}
+	}
+	switch {
+	case h.Cursor == nil:
+		ss.initial = true
+	case h.Cursor.Epoch != st.Epoch():
+		w.Reset = syncproto.ResetEpoch
+		ss.initial = true
+	case h.Cursor.Seq > head:
+		w.Reset = syncproto.ResetEpoch // a cursor from the future: not this history
+		ss.initial = true
+	case h.Cursor.Seq < st.Floor(ss.user):
+		w.Reset = syncproto.ResetHorizon
+		ss.initial = true
+	default:
+		ss.cursor = h.Cursor.Seq
+		if h.PermVersion != a.Version {
+			w.Rescan = true
+			ss.rescan = max(ss.cursor, 1)
+		}
+	}
+	if ss.initial {
+		ss.cursor = 0
+	}
+	w.Resume = ss.cursor
+	ss.acked = ss.cursor
+	return w, nil
+}
+
+func (ss *syncSession) keepAlive(ctx context.Context) {
+	t := time.NewTicker(ss.s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, ss.s.cfg.PeerTimeout-ss.s.cfg.PingInterval)
+			err := ss.conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (ss *syncSession) readLoop(ctx context.Context) {
+	for {
+		_, frame, err := ss.conn.Read(ctx)
+		if err != nil {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				ss.log.Warn("frame too large")
+			}
+			return
+		}
+		msg, err := syncproto.Decode(frame)
+		if err != nil {
+			ss.closeWith(syncproto.CloseMalformed, model.ErrInvalidRequestStructure, "malformed message")
+			return
+		}
+		switch msg.T {
+		case syncproto.TypePush:
+			if err := ss.push(ctx, msg.Push); err != nil {
+				ss.log.Warn("push failed", "error", err)
+				return
+			}
+		case syncproto.TypeAck:
+			ss.mu.Lock()
+			if msg.Ack.Cursor.Seq > ss.acked {
+				ss.acked = msg.Ack.Cursor.Seq
+			}
+			if ss.flight > 0 {
+				ss.flight--
+			}
+			ss.mu.Unlock()
+			select {
+			case ss.acks <- struct{}{}:
+			default:
+			}
+		case syncproto.TypeAttachmentGet:
+			if err := ss.attachmentGet(ctx, msg.AttachmentGet); err != nil {
+				return
+			}
+		case syncproto.TypeAttachmentPut:
+			if err := ss.attachmentPut(ctx, msg.AttachmentPut); err != nil {
+				return
+			}
+		default:
+			ss.closeWith(syncproto.CloseMalformed, model.ErrInvalidRequestStructure, "unexpected message "+msg.T)
+			return
+		}
+	}
+}
+
+// push applies a replica's changes in order, in one committer request; each
+// change is checked against the state left by the earlier ones.
+func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
+	start := time.Now()
+	ss.mu.Lock()
+	actor := ss.actor
+	ss.mu.Unlock()
+	results := make([]syncproto.Result, 0, len(p.Changes))
+	err := ss.s.commit(ctx, ss.user, func(tx *store.Tx) error {
+		results = results[:0]
+		hw, err := tx.HighWater(ss.replica)
+		if err != nil {
+			return err
+		}
+		for _, ch := range p.Changes {
+			if ch.RSeq <= hw {
+				res := syncproto.Result{RSeq: ch.RSeq, Status: syncproto.StatusDuplicate}
+				if raw, ok, err := tx.Result(ss.replica, ch.RSeq); err == nil && ok {
+					if m, err := syncproto.Decode(raw); err == nil && m.PushResult != nil && len(m.PushResult.Results) == 1 {
+						res = m.PushResult.Results[0]
+					}
+				}
+				results = append(results, res)
+				continue
+			}
+			hw = ch.RSeq
+			res := ss.applyPushed(tx, actor, ch)
+			results = append(results, res)
+			tx.SetHighWater(ss.replica, hw)
+			if enc, err := syncproto.Encode(&syncproto.Message{T: syncproto.TypePushResult, PushResult: &syncproto.PushResult{Results: []syncproto.Result{res}}}); err == nil {
+				tx.PutResult(ss.replica, ch.RSeq, enc)
+			}
+		}
+		return tx.PruneResults(ss.replica, 0, 1000)
+	})
+	if err != nil {
+		return err
+	}
+	ss.mu.Lock()
+	ss.sentCaughtUp = false
+	ss.mu.Unlock()
+	select {
+	case ss.poke <- struct{}{}:
+	default:
+	}
+	ss.itemsIn += len(p.Changes)
+	syncItemsIn.Add(float64(len(p.Changes)))
+	pushLatency.Observe(time.Since(start).Seconds())
+	return ss.send(ctx, &syncproto.Message{T: syncproto.TypePushResult, PushResult: &syncproto.PushResult{Results: results}})
+}
+
+func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Change) syncproto.Result {
+	res := syncproto.Result{RSeq: ch.RSeq}
+	kind := model.Kind(ch.Kind)
+	valid := kind.Valid() && validPushedID(kind, ch.ID)
+	var out *Outcome
+	var err error
+	if !valid {
+		err = model.Errorf(model.ErrInvalidItemID, "invalid item kind or id")
+	} else if err = validateDelta(kind, ch.Delta); err == nil {
+		out, err = ApplyChange(tx, actor, Change{Kind: kind, ID: ch.ID, Delta: ch.Delta, Create: ch.Create, RenameOnClash: true}, ss.s.clock)
+	}
+	if err != nil {
+		var me *model.Error
+		if !errors.As(err, &me) {
+			ss.log.Error("apply pushed change", "error", err)
+			me = model.Errorf(model.ErrUnexpected, "unexpected error")
+		}
+		rejectedWrites.Inc()
+		res.Status, res.Error = syncproto.StatusRejected, me
+		if valid {
+			res.Current = visibleItem(tx, actor, kind, ch.ID)
+		}
+		return res
+	}
+	res.Status, res.Seq, res.Renamed, res.StoppedID = syncproto.StatusOK, out.Seq, out.Renamed, out.StoppedID
+	if len(out.Lost) > 0 || out.Renamed != "" {
+		if len(out.Lost) > 0 {
+			res.Status = syncproto.StatusConflict
+			res.Lost = out.Lost
+		}
+		res.Current = &syncproto.Item{Kind: ch.Kind, ID: ch.ID, Doc: out.Doc}
+	}
+	return res
+}
+
+func validPushedID(kind model.Kind, id string) bool {
+	if kind == model.KindEvent {
+		return model.IsCuid(id)
+	}
+	n, err := model.ItemID(id)
+	return err == nil && n == id
+}
+
+// validateDelta checks a pushed delta's values with the same rules as the
+// HTTP API: every scalar field must pass ParsePatch for its kind.
+func validateDelta(kind model.Kind, d crdt.Doc) error {
+	body := map[string][]byte{}
+	for k, f := range d.Fields {
+		switch k {
+		case model.FieldCreated, model.FieldCreatedBy, model.FieldModified, model.FieldModifiedBy:
+			continue
+		}
+		if kind == model.KindFolder && k == "channelId" {
+			continue
+		}
+		if f.Val == nil {
+			if k != "description" {
+				return model.FieldError(k, "cannot be unset")
+			}
+			continue
+		}
+		body[k] = f.Val
+	}
+	raw := map[string][]byte{}
+	for k, v := range body {
+		raw[k] = v
+	}
+	if _, err := model.ParsePatch(kind, toRaw(raw), false, nil); err != nil {
+		return err
+	}
+	for k := range d.Tags {
+		if n, err := model.NormalizeTags([]string{k}); err != nil || len(n) != 1 || n[0] != k {
+			return model.FieldError("tags", "invalid tag")
+		}
+	}
+	for k, f := range d.Data {
+		if f.Val != nil {
+			if _, err := model.Canonical(f.Val); err != nil {
+				return model.FieldError("clientData", "key %q is not JSON", k)
+			}
+		}
+	}
+	if kind == model.KindFolder {
+		if f, ok := d.Fields["channelId"]; ok && f.Val != nil {
+			if _, err := model.Canonical(f.Val); err != nil {
+				return model.FieldError("channelId", "must be a string")
+			}
+		}
+	}
+	return nil
+}
+
+// visibleItem returns the item as the actor may see it, or nil.
+func visibleItem(tx *store.Tx, a *Actor, kind model.Kind, id string) *syncproto.Item {
+	r, ok, err := tx.Item(kind, id)
+	if err != nil || !ok || !model.Exists(r.Doc) || visibleLevel(tx, a, kind, id, r.Doc) == model.LevelNone {
+		return nil
+	}
+	return &syncproto.Item{Kind: string(kind), ID: id, Doc: r.Doc}
+}
+
+// feedLoop sends changes from the cursor whenever the hub signals, with at
+// most MaxInFlight unacknowledged batches.
+func (ss *syncSession) feedLoop(ctx context.Context) {
+	for {
+		// Access changes first, in feed order with the data.
+		_, _, accesses := ss.sub.Take()
+		if len(accesses) > 0 || ss.expired() {
+			if !ss.recheckAccess(ctx) {
+				return
+			}
+		}
+		more, err := ss.sendBatch(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				ss.log.Warn("feed", "error", err)
+			}
+			return
+		}
+		if more {
+			if !ss.waitFlight(ctx) {
+				return
+			}
+			continue
+		}
+		timer := ss.expiryTimer()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ss.sub.Wake():
+		case <-ss.poke:
+		case <-timer:
+		}
+	}
+}
+
+func (ss *syncSession) expired() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.access.Expired(ss.s.now())
+}
+
+// expiryTimer fires when the access expires (nil channel: never).
+func (ss *syncSession) expiryTimer() <-chan time.Time {
+	ss.mu.Lock()
+	exp := ss.access.Expires
+	ss.mu.Unlock()
+	if exp == nil {
+		return nil
+	}
+	d := time.Duration((*exp - ss.s.now()) * float64(time.Second))
+	if d < 0 {
+		d = 0
+	}
+	return time.After(d)
+}
+
+// waitFlight blocks while too many batches are unacknowledged.
+func (ss *syncSession) waitFlight(ctx context.Context) bool {
+	for {
+		ss.mu.Lock()
+		f := ss.flight
+		ss.mu.Unlock()
+		if f < syncproto.MaxInFlight {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ss.acks:
+		}
+	}
+}
+
+// recheckAccess reloads the access: revoked or expired closes the session;
+// new permissions are announced and the scope re-sent.
+func (ss *syncSession) recheckAccess(ctx context.Context) bool {
+	var a *model.Access
+	err := ss.s.st.View(ss.user, func(tx *store.Tx) error {
+		ss.mu.Lock()
+		id := ss.access.ID
+		ss.mu.Unlock()
+		var err error
+		a, _, err = loadAccess(tx, id)
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	if a == nil {
+		ss.closeWith(syncproto.CloseRevoked, model.ErrInvalidAccessToken, "access revoked")
+		return false
+	}
+	if a.Expired(ss.s.now()) {
+		ss.closeWith(syncproto.CloseBadToken, model.ErrInvalidAccessToken, "access expired")
+		return false
+	}
+	ss.mu.Lock()
+	changed := a.Version != ss.access.Version
+	ss.access, ss.actor = a, actorOf(a)
+	if changed {
+		ss.rescan, ss.rescanAt = max(ss.cursor, 1), 0
+		ss.sentCaughtUp = false
+	}
+	ss.mu.Unlock()
+	if changed {
+		perms := a.Permissions
+		if perms == nil {
+			perms = []model.Permission{}
+		}
+		if err := ss.send(ctx, &syncproto.Message{T: syncproto.TypeScope, Scope: &syncproto.Scope{Permissions: perms, PermVersion: a.Version}}); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// sendBatch reads the feed after the session's position and sends one
+// changes batch. It reports whether more may follow at once.
+func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
+	start := time.Now()
+	ss.mu.Lock()
+	actor, key := ss.actor, ss.access.Key
+	from, rescan, initial := ss.cursor, ss.rescan, ss.initial
+	prev := ss.cursor
+	if rescan > 0 {
+		from = ss.rescanAt
+	}
+	ss.mu.Unlock()
+	var (
+		batch    syncproto.Changes
+		size     int
+		last     uint64
+		full     bool
+		head     uint64
+		caughtUp bool
+	)
+	err := ss.s.st.View(ss.user, func(tx *store.Tx) error {
+		var err error
+		if head, err = tx.Head(); err != nil {
+			return err
+		}
+		channels, all := actor.Scope.Channels()
+		if all {
+			if channels, err = tx.ChannelIDs(); err != nil {
+				return err
+			}
+		}
+		quiet := initial || (rescan > 0)
+		err = tx.ReadFeed(channels, from, func(e store.FeedEntry) (bool, error) {
+			if e.Seq != last && (len(batch.Items)+len(batch.Removals) >= syncproto.MaxBatchItems || size >= syncproto.MaxBatchBytes-model.MaxItemSize) {
+				full = true
+				return false, nil
+			}
+			last = e.Seq
+			if rescan > 0 && e.Seq > rescan {
+				quiet = initial
+			}
+			r, ok, err := tx.Item(e.Kind, e.ID)
+			if err != nil {
+				return false, err
+			}
+			visible := ok && model.Exists(r.Doc) && !e.Exit && visibleLevel(tx, actor, e.Kind, e.ID, r.Doc) > model.LevelNone
+			if e.Exit && ok && model.Exists(r.Doc) && visibleLevel(tx, actor, e.Kind, e.ID, r.Doc) > model.LevelNone {
+				return true, nil // moved into another channel it is visible in: its entry there counts
+			}
+			if visible {
+				batch.Items = append(batch.Items, syncproto.Item{Kind: string(e.Kind), ID: e.ID, Doc: r.Doc})
+				size += docSize(r.Doc)
+				return true, nil
+			}
+			if !quiet {
+				batch.Removals = append(batch.Removals, syncproto.BlindID(key, string(e.Kind), e.ID))
+				size += 24
+			}
+			return true, nil
+		})
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	if !full {
+		last = head
+		caughtUp = true
+	}
+	ss.mu.Lock()
+	if ss.rescan > 0 {
+		if last >= ss.rescan || caughtUp {
+			// The re-sent scope reached the old position: back to normal.
+			if last > ss.cursor {
+				ss.cursor = last
+			}
+			ss.rescan = 0
+		} else {
+			ss.rescanAt = last
+		}
+	} else {
+		ss.cursor = last
+	}
+	if caughtUp {
+		ss.initial = false
+	}
+	cursor := ss.cursor
+	ss.flight++
+	ss.mu.Unlock()
+	ss.mu.Lock()
+	skip := len(batch.Items) == 0 && len(batch.Removals) == 0 && caughtUp && cursor == prev && ss.sentCaughtUp
+	if skip {
+		ss.flight--
+	} else if caughtUp {
+		ss.sentCaughtUp = true
+	}
+	ss.mu.Unlock()
+	if skip {
+		return false, nil
+	}
+	batch.Cursor = syncproto.Cursor{Epoch: ss.s.st.Epoch(), Seq: cursor}
+	batch.CaughtUp = caughtUp
+	if err := ss.send(ctx, &syncproto.Message{T: syncproto.TypeChanges, Changes: &batch}); err != nil {
+		return false, err
+	}
+	n := len(batch.Items) + len(batch.Removals)
+	ss.itemsOut += n
+	syncItemsOut.Add(float64(n))
+	pullLatency.Observe(time.Since(start).Seconds())
+	return full, nil
+}
+
+func docSize(d crdt.Doc) int {
+	n := 64
+	for k, f := range d.Fields {
+		n += len(k) + len(f.Val) + 24
+	}
+	for k, f := range d.Data {
+		n += len(k) + len(f.Val) + 24
+	}
+	for k := range d.Tags {
+		n += len(k) + 24
+	}
+	for k, f := range d.Files {
+		n += len(k) + len(f.Val) + 24
+	}
+	return n
+}
+
+func (ss *syncSession) attachmentGet(ctx context.Context, g *syncproto.AttachmentGet) error {
+	reply := func(d *syncproto.AttachmentData) error {
+		return ss.send(ctx, &syncproto.Message{T: syncproto.TypeAttachmentData, AttachmentData: d})
+	}
+	notFound := &syncproto.AttachmentData{Digest: g.Digest, EOF: true, Error: model.Errorf(model.ErrUnknownAttachment, "unknown attachment")}
+	ss.mu.Lock()
+	actor := ss.actor
+	ss.mu.Unlock()
+	found := false
+	_ = ss.s.st.View(ss.user, func(tx *store.Tx) error {
+		it := visibleItem(tx, actor, model.KindEvent, g.EventID)
+		if it == nil {
+			return nil
+		}
+		for _, raw := range it.Doc.FileMap() {
+			if bytes.Contains(raw, []byte(`"`+g.Digest+`"`)) && store.ValidDigest(g.Digest) {
+				found = true
+			}
+		}
+		return nil
+	})
+	if !found || g.Offset < 0 {
+		return reply(notFound)
+	}
+	f, err := ss.s.st.OpenFile(ss.user, g.Digest)
+	if err != nil {
+		return reply(notFound)
+	}
+	defer f.Close()
+	if _, err := f.Seek(g.Offset, io.SeekStart); err != nil {
+		return reply(notFound)
+	}
+	buf := make([]byte, syncproto.MaxChunkBytes)
+	off := g.Offset
+	for {
+		n, err := io.ReadFull(f, buf)
+		eof := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !eof {
+			return reply(notFound)
+		}
+		if werr := reply(&syncproto.AttachmentData{Digest: g.Digest, Offset: off, Data: buf[:n], EOF: eof}); werr != nil {
+			return werr
+		}
+		off += int64(n)
+		if eof {
+			return nil
+		}
+	}
+}
+
+func (ss *syncSession) attachmentPut(ctx context.Context, p *syncproto.AttachmentPut) error {
+	reply := func(e *model.Error) error {
+		return ss.send(ctx, &syncproto.Message{T: syncproto.TypeAttachmentData, AttachmentData: &syncproto.AttachmentData{Digest: p.Digest, EOF: true, Error: e}})
+	}
+	if !store.ValidDigest(p.Digest) {
+		return reply(model.Errorf(model.ErrInvalidParametersFormat, "digest must be lower-case hex SHA-256"))
+	}
+	if ss.upload == nil || ss.upload.digest != p.Digest || p.Offset == 0 {
+		ss.upload = &upload{digest: p.Digest}
+	}
+	if p.Offset != int64(ss.upload.buf.Len()) {
+		ss.upload = nil
+		return reply(model.Errorf(model.ErrInvalidParametersFormat, "chunk offset out of order"))
+	}
+	if int64(ss.upload.buf.Len()+len(p.Data)) > ss.s.cfg.MaxAttachmentBytes {
+		ss.upload = nil
+		return reply(model.Errorf(model.ErrPayloadTooLarge, "attachment over its limit"))
+	}
+	ss.upload.buf.Write(p.Data)
+	if !p.Final {
+		return nil
+	}
+	up := ss.upload
+	ss.upload = nil
+	digest, _, err := ss.s.st.SaveFile(ss.user, &up.buf, ss.s.cfg.MaxAttachmentBytes)
+	if err != nil {
+		return reply(model.Errorf(model.ErrPayloadTooLarge, "could not store the attachment"))
+	}
+	if digest != p.Digest {
+		ss.s.st.RemoveFile(ss.user, digest)
+		return reply(model.Errorf(model.ErrInvalidParametersFormat, "content does not match its digest"))
+	}
+	return reply(nil)
+}
+
+var _ = os.ErrNotExist
+
+func toRaw(m map[string][]byte) map[string]json.RawMessage {
+	out := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,163 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/model"
+	"github.com/pryvsync/pryvsync/syncproto"
+)
+
+type wsClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+	ctx  context.Context
+}
+
+func (e *testEnv) dialSync(t *testing.T, user, token string) (*wsClient, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	conn, resp, err := websocket.Dial(ctx, strings.Replace(e.url, "http", "ws", 1)+"/"+user+"/sync", &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {token}}, Subprotocols: []string{syncproto.Subprotocol},
+	})
+	if err != nil {
+		return nil, resp, err
+	}
+	conn.SetReadLimit(syncproto.MaxFrameBytes)
+	t.Cleanup(func() { conn.CloseNow() })
+	return &wsClient{t: t, conn: conn, ctx: ctx}, resp, nil
+}
+
+func (c *wsClient) send(m *syncproto.Message) {
+	c.t.Helper()
+	b, err := syncproto.Encode(m)
+	if err != nil {
+		c.t.Fatalf("encode: %v", err)
+	}
+	if err := c.conn.Write(c.ctx, websocket.MessageBinary, b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *wsClient) recv() *syncproto.Message {
+	c.t.Helper()
+	_, b, err := c.conn.Read(c.ctx)
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	m, err := syncproto.Decode(b)
+	if err != nil {
+		c.t.Fatalf("decode: %v", err)
+	}
+	return m
+}
+
+// recvType reads until a message of type typ arrives, acking changes batches.
+func (c *wsClient) recvType(typ string) *syncproto.Message {
+	c.t.Helper()
+	for {
+		m := c.recv()
+		if m.T == syncproto.TypeChanges && typ != syncproto.TypeChanges {
+			c.send(&syncproto.Message{T: syncproto.TypeAck, Ack: &syncproto.Ack{Cursor: m.Changes.Cursor}})
+		}
+		if m.T == typ {
+			return m
+		}
+	}
+}
+
+func field(v crdt.Version, val string) crdt.Field { return crdt.Field{V: v, Val: []byte(val)} }
+
+func TestSyncPushThenPullRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	tok := e.createUser("alice01")
+	c, _, err := e.dialSync(t, "alice01", tok)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.send(&syncproto.Message{T: syncproto.TypeHello, Hello: &syncproto.Hello{Version: 1, Replica: "r1"}})
+	w := c.recv()
+	if w.T != syncproto.TypeWelcome || w.Welcome.Epoch == "" {
+		t.Fatalf("welcome: got %+v", w)
+	}
+	first := c.recvType(syncproto.TypeChanges)
+	if !first.Changes.CaughtUp {
+		t.Fatalf("first batch of an empty account should be caught up")
+	}
+	c.send(&syncproto.Message{T: syncproto.TypeAck, Ack: &syncproto.Ack{Cursor: first.Changes.Cursor}})
+	v := crdt.Version{Time: time.Now().UnixMilli(), Node: "r1"}
+	evID := model.NewID()
+	c.send(&syncproto.Message{T: syncproto.TypePush, Push: &syncproto.Push{Changes: []syncproto.Change{
+		{RSeq: 1, Kind: "channel", ID: "diary", Create: true, Delta: crdt.Doc{Fields: map[string]crdt.Field{"name": field(v, `"Diary"`)}}},
+		{RSeq: 2, Kind: "event", ID: evID, Create: true, Delta: crdt.Doc{Fields: map[string]crdt.Field{
+			"channelId": field(v, `"diary"`), "time": field(v, "1700000000"), "type": field(v, `{"class":"note","format":"txt"}`),
+			"value": field(v, `"hello"`)}}},
+	}}})
+	res := c.recvType(syncproto.TypePushResult)
+	for i, r := range res.PushResult.Results {
+		if r.Status != syncproto.StatusOK {
+			t.Fatalf("result %d: got %+v", i, r)
+		}
+	}
+	got := map[string]bool{}
+	for len(got) < 2 {
+		m := c.recvType(syncproto.TypeChanges)
+		for _, it := range m.Changes.Items {
+			got[it.ID] = true
+		}
+		c.send(&syncproto.Message{T: syncproto.TypeAck, Ack: &syncproto.Ack{Cursor: m.Changes.Cursor}})
+	}
+	if !got["diary"] || !got[evID] {
+		t.Fatalf("pulled %v, want the channel and the event", got)
+	}
+	// A replay of the same push is acknowledged without being applied twice.
+	c.send(&syncproto.Message{T: syncproto.TypePush, Push: &syncproto.Push{Changes: []syncproto.Change{
+		{RSeq: 2, Kind: "event", ID: evID, Create: true, Delta: crdt.Doc{Fields: map[string]crdt.Field{"value": field(v, `"again"`)}}},
+	}}})
+	res = c.recvType(syncproto.TypePushResult)
+	if got := res.PushResult.Results[0].Status; got != syncproto.StatusOK {
+		t.Fatalf("replay: got status %q, want the original ok", got)
+	}
+}
+
+func TestSyncRefusesBadTokenAtUpgrade(t *testing.T) {
+	e := newEnv(t)
+	e.createUser("alice01")
+	_, resp, err := e.dialSync(t, "alice01", "nope")
+	if err == nil {
+		t.Fatalf("dial with a bad token succeeded")
+	}
+	if resp == nil || resp.StatusCode != 401 {
+		t.Fatalf("status: got %v, want 401", resp)
+	}
+}
+
+func TestSyncReadOnlyTokenWriteIsRejected(t *testing.T) {
+	e := newEnv(t)
+	tok := e.createUser("alice01")
+	st, v := e.doJSON("POST", "/alice01/channels", tok, map[string]any{"name": "Diary", "id": "diary"})
+	mustStatus(t, "create", st, v, 201)
+	ro := e.storeAccess("alice01", &model.Access{Type: model.AccessShared, Name: "ro", Permissions: []model.Permission{{ChannelID: "diary", Level: "read"}}})
+	c, _, err := e.dialSync(t, "alice01", ro)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.send(&syncproto.Message{T: syncproto.TypeHello, Hello: &syncproto.Hello{Version: 1, Replica: "r2"}})
+	c.recvType(syncproto.TypeWelcome)
+	vv := crdt.Version{Time: time.Now().UnixMilli(), Node: "r2"}
+	c.send(&syncproto.Message{T: syncproto.TypePush, Push: &syncproto.Push{Changes: []syncproto.Change{
+		{RSeq: 1, Kind: "event", ID: model.NewID(), Create: true, Delta: crdt.Doc{Fields: map[string]crdt.Field{
+			"channelId": field(vv, `"diary"`), "time": field(vv, "1700000000"), "type": field(vv, `{"class":"note","format":"txt"}`)}}},
+	}}})
+	res := c.recvType(syncproto.TypePushResult).PushResult.Results[0]
+	if res.Status != syncproto.StatusRejected || res.Error == nil || res.Error.ID != "forbidden" {
+		t.Fatalf("result: got %+v, want rejected forbidden", res)
+	}
+}
