@@ -39,7 +39,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/system/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.ErrUnknownUser, "no such system call"))
 	})
-	mux.Handle("/app/", http.StripPrefix("/app/", http.FileServerFS(webapp.Files)))
+	mux.Handle("/app/", http.StripPrefix("/app/", webapp.Handler()))
 	mux.HandleFunc("GET /app", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/app/", http.StatusMovedPermanently)
 	})

@@ -16,8 +16,8 @@
 //     never in a URL;
 //   - text from the API is inserted as text, never parsed as HTML.
 //
-// The server serves Files under /app/ (index.html for /app/); the JS files
-// must be sent with a JavaScript content type for module loading to work.
+// Handler (handler.go) serves Files under /app/ with matching security headers
+// and a JavaScript content type for the modules.
 package webapp
 
 import "embed"

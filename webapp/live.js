@@ -26,6 +26,7 @@ export class Live {
     this.retryTimer = null;
     this.pollTimer = null;
     this.polling = false;
+    this.wasOpen = false;
   }
 
   start() {
@@ -72,7 +73,8 @@ export class Live {
       this.attempt = 0;
       this.o.onStatus?.('live');
       // Something may have changed while we were disconnected.
-      this.o.onMessage({ type: 'reconnected' });
+      if (this.wasOpen) this.o.onMessage({ type: 'reconnected' });
+      this.wasOpen = true;
     };
     ws.onmessage = (ev) => {
       if (typeof ev.data !== 'string') return;

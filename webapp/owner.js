@@ -45,6 +45,7 @@ export class SharingView {
 
   destroy() {
     this.destroyed = true;
+    clearInterval(this.refresher);
     this.shares = [];
     this.el.replaceChildren();
     this.el.remove();
@@ -95,6 +96,8 @@ export class SharingView {
   }
 
   async start() {
+    // Keeps "last used" fresh.
+    this.refresher = setInterval(() => this.loadShares(), 30000);
     await Promise.all([this.loadChannels(), this.loadShares()]);
   }
 
@@ -307,7 +310,9 @@ export class SharingView {
 
     const name = a.name || '(no name)';
     const linkId = `share-link-${a.id || a.token}`.replace(/[^A-Za-z0-9_-]/g, '_');
-    const input = h('input', { type: 'text', id: linkId, class: 'share-link-input', readonly: true, value: this.link(a.token) });
+    const input = h('input', {
+      type: 'text', id: linkId, class: 'share-link-input', readonly: true, value: this.link(a.token), dataset: { key: `link:${a.token}` },
+    });
     input.addEventListener('focus', () => input.select());
     const status = h('span', { class: 'status', role: 'status' });
     return h('li', { class: `share card${expired ? ' expired' : ''}`, dataset: { token: a.token, id: a.id || '' } },

@@ -77,7 +77,7 @@ export class DataView {
     this.filtersForm = this.buildFilters();
     this.noteSection = this.buildNoteForm();
     this.timelineStatus = h('p', { id: 'timeline-status', class: 'status', role: 'status' });
-    this.timelineEl = h('div', { id: 'timeline', 'aria-busy': 'true', 'aria-labelledby': 'timeline-title' });
+    this.timelineEl = h('div', { id: 'timeline', 'aria-busy': 'true' });
     this.moreBtn = h('button', {
       type: 'button', id: 'load-more', class: 'secondary', hidden: true,
       onclick: () => { this.limit += PAGE; this.loadEvents(); },
@@ -584,7 +584,6 @@ export class DataView {
     const li = h('li', {
       class: `event${e.trashed ? ' trashed' : ''}${isRunning ? ' running' : ''}`,
       dataset: { id: e.id },
-      'aria-label': label,
     });
     if (this.editing === e.id) {
       li.append(this.buildEditForm(e));
