@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/pryvsync/pryvsync/crdt"
@@ -38,6 +37,9 @@ type Outcome struct {
 	StoppedID string    // a running period stopped by this change
 	Renamed   string    // the new name of a folder renamed on a clash
 	Doc       crdt.Doc  // the item's state after the change
+	// Orphans are attachment digests no event references any more: the
+	// caller may remove their content once the transaction has committed.
+	Orphans []string
 }
 
 // txTree answers folder ancestry from the transaction's current state.
@@ -110,7 +112,10 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 			}
 			return nil, unknownErr(ch.Kind, ch.ID)
 		}
-		if ch.Create && !ch.Delta.IsDeleted() && ch.Delta.Has(model.FieldCreated) && !sameCreation(before, ch.Delta) {
+		// A create of a live id is a clash, unless it replays the stored
+		// creation (a replica's retry carries the same created version).
+		// An HTTP create carries no created field: always a clash.
+		if ch.Create && !ch.Delta.IsDeleted() && !(ch.Delta.Has(model.FieldCreated) && sameCreation(before, ch.Delta)) {
 			return nil, model.Errorf(model.ErrItemIDAlreadyExists, "the id %q is already used", ch.ID)
 		}
 	} else if !ch.Create || ch.Delta.IsDeleted() {
@@ -123,14 +128,18 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 	limit := int64(now*1000) + crdt.DefaultSkew.Milliseconds()
 	delta, _ = delta.Restamp(limit, clock.MustNow)
 	v := clock.MustNow()
+	clientCreated, hasCreated := delta.Fields[model.FieldCreated]
 	model.Stamp(&delta, crdt.Max(v, delta.MaxVersion()), now, a.AccessID, !live)
-	if live && !before.Has(model.FieldCreated) {
-		delete(delta.Fields, model.FieldCreated)
-	}
-	if live {
+	switch {
+	case live:
 		// created/createdBy are fixed once set.
 		delete(delta.Fields, model.FieldCreated)
 		delete(delta.Fields, model.FieldCreatedBy)
+	case hasCreated && clientCreated.Val != nil:
+		// Keep the creator's own version, so a replayed creation is
+		// recognised as the same one (sameCreation).
+		delta.Fields[model.FieldCreated] = clientCreated
+		delta.Fields[model.FieldCreatedBy] = crdt.Field{V: clientCreated.V, Val: model.JSONString(a.AccessID)}
 	}
 	after, lost := crdt.Apply(before, delta)
 	out := &Outcome{Lost: userLost(lost)}
@@ -149,8 +158,54 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 	if err != nil {
 		return nil, err
 	}
+	if ch.Kind == model.KindEvent {
+		if out.Orphans, err = keepFileRefs(tx, ch.ID, before, after); err != nil {
+			return nil, err
+		}
+	}
 	out.Seq, out.Doc = seq, after
 	return out, nil
+}
+
+// keepFileRefs keeps the store's attachment references in step with an
+// event's attachments, whoever changed them (HTTP or a replica's push), and
+// returns the digests left without any reference.
+func keepFileRefs(tx *store.Tx, event string, before, after crdt.Doc) ([]string, error) {
+	old, cur := fileDigests(before), fileDigests(after)
+	for d := range cur {
+		if !old[d] {
+			tx.AddRef(d, event)
+		}
+	}
+	var orphans []string
+	for d := range old {
+		if cur[d] {
+			continue
+		}
+		left, err := tx.DropRef(d, event)
+		if err != nil {
+			return nil, err
+		}
+		if !left {
+			orphans = append(orphans, d)
+		}
+	}
+	return orphans, nil
+}
+
+// fileDigests is the set of content digests an event's attachments name.
+func fileDigests(d crdt.Doc) map[string]bool {
+	out := map[string]bool{}
+	if d.IsDeleted() {
+		return out
+	}
+	for _, raw := range d.FileMap() {
+		var a model.Attachment
+		if json.Unmarshal(raw, &a) == nil && store.ValidDigest(a.Digest) {
+			out[a.Digest] = true
+		}
+	}
+	return out
 }
 
 // sameCreation reports whether a create delta is a replay of the creation
@@ -246,7 +301,7 @@ func channelState(tx *store.Tx, a *Actor, channel string) (crdt.Doc, error) {
 func checkFolder(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, after *crdt.Doc, out *Outcome) error {
 	tree := txTree{tx}
 	bf := model.FolderFactsOf(before)
-	if live && model.StringField(*after, "channelId") != bf.Channel {
+	if live && !after.IsDeleted() && model.StringField(*after, "channelId") != bf.Channel {
 		return model.FieldError("channelId", "a folder never changes channel")
 	}
 	af := model.FolderFactsOf(*after)
@@ -385,20 +440,33 @@ func checkEvent(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, a
 		return err
 	}
 	if model.BoolField(cdoc, "enforceNoEventsOverlap") && ef.Period && !ef.Trashed {
-		return checkPeriods(tx, ch, live, before, ef, out, clock)
+		return checkPeriods(tx, a, ch, live, before, ef, out, clock)
 	}
 	return nil
 }
 
-// checkPeriods applies SPEC §1.6 in a no-overlap channel: a new running
-// period stops the running one; a finite period may not overlap another.
-func checkPeriods(tx *store.Tx, ch Change, live bool, before crdt.Doc, ef model.EventFacts, out *Outcome, clock *crdt.Clock) error {
-	var overlapped []string
-	var running []string
-	var runningAfter bool
-	end := ef.End()
-	from := ef.Time
-	err := tx.EventsByTime(ef.Channel, math.Inf(-1), math.Inf(1), true, func(id string, r *store.Record) (bool, error) {
+// checkPeriods applies SPEC §1.6 in a no-overlap channel: creating a running
+// period stops the running one (when the writer may change it); a running
+// period may not start before a later period; otherwise a period may not
+// overlap another (periods that only touch do not overlap). Only a change of
+// the event's span, channel or trashed state is checked, so an event that
+// overlapped before the channel enforced the rule stays editable. Ids the
+// writer cannot see are never reported.
+func checkPeriods(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, ef model.EventFacts, out *Outcome, clock *crdt.Clock) error {
+	if live {
+		bf := model.EventFactsOf(before)
+		if bf.Period && !bf.Trashed && bf.Channel == ef.Channel && bf.Time == ef.Time &&
+			bf.Running == ef.Running && bf.Duration == ef.Duration {
+			return nil
+		}
+	}
+	tree := txTree{tx}
+	from, end := ef.Time, ef.End()
+	starting := ef.Running && !live
+	var overlapped, stops []string
+	hidden, later := false, false
+	// Every period that can matter meets [from, end].
+	err := tx.EventsByTime(ef.Channel, from, end, true, func(id string, r *store.Record) (bool, error) {
 		if id == ch.ID {
 			return true, nil
 		}
@@ -406,31 +474,35 @@ func checkPeriods(tx *store.Tx, ch Change, live bool, before crdt.Doc, ef model.
 		if !o.Period || o.Trashed {
 			return true, nil
 		}
-		if o.Running {
-			if o.Time > from && ef.Running {
-				runningAfter = true
+		lvl := a.Scope.EventLevel(o, tree)
+		switch {
+		case ef.Running && o.Time > from:
+			later = true
+		case starting && o.Running && lvl >= model.LevelContribute:
+			stops = append(stops, id)
+		case o.Time < end && o.End() > from:
+			if lvl > model.LevelNone {
+				overlapped = append(overlapped, id)
+			} else {
+				hidden = true
 			}
-			if ef.Running && o.Time <= from {
-				running = append(running, id)
-				return true, nil
-			}
-		}
-		if o.Time < end && o.End() > from {
-			overlapped = append(overlapped, id)
 		}
 		return true, nil
 	})
 	if err != nil {
 		return err
 	}
-	if runningAfter {
+	if later {
 		return model.Errorf(model.ErrInvalidOperation, "a running period cannot start before a later period")
 	}
-	if len(overlapped) > 0 {
+	if len(overlapped) > 0 || hidden {
+		if overlapped == nil {
+			overlapped = []string{}
+		}
 		return model.Errorf(model.ErrPeriodsOverlap, "the period overlaps other periods").
 			WithData(map[string]any{"overlappedIds": overlapped})
 	}
-	for _, id := range running {
+	for _, id := range stops {
 		r, _, err := tx.Item(model.KindEvent, id)
 		if err != nil {
 			return err
@@ -438,7 +510,7 @@ func checkPeriods(tx *store.Tx, ch Change, live bool, before crdt.Doc, ef model.
 		o := model.EventFactsOf(r.Doc)
 		v := clock.MustNow()
 		d := crdt.Doc{Fields: map[string]crdt.Field{"duration": {V: v, Val: model.JSONNumber(from - o.Time)}}}
-		model.Stamp(&d, v, tx.Now(), "", false)
+		model.Stamp(&d, v, tx.Now(), a.AccessID, false)
 		merged := crdt.Merge(r.Doc, d)
 		if _, err := tx.PutItem(model.KindEvent, id, merged); err != nil {
 			return err

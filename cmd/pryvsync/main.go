@@ -53,6 +53,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], stdout, stderr)
+	case "replica":
+		return runReplica(ctx, args[1:], stdout, stderr)
+	case "user":
+		return runUser(ctx, args[1:], stdin, stdout, stderr)
+	case "login":
+		return runLogin(ctx, args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -307,6 +307,13 @@ func (s *Store) commitBatch(batch []*request) {
 		}
 		if err == nil {
 			err = tx.apply()
+			if err != nil && count == 0 {
+				// A request too big for one Badger transaction fails alone
+				// (the check above flushed its batch-mates first): drop its
+				// partial writes instead of committing them.
+				txn.Discard()
+				txn = s.db.NewTransaction(true)
+			}
 		}
 		if err == nil {
 			count += len(tx.overlay)

@@ -1,0 +1,419 @@
+package replica
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/model"
+	"github.com/pryvsync/pryvsync/syncproto"
+)
+
+// Options tune a replica. The zero value is fine.
+type Options struct {
+	// Now is the wall clock (tests); time.Now when nil.
+	Now func() time.Time
+	// HTTPClient dials the server; http.DefaultClient when nil.
+	HTTPClient *http.Client
+	// MinBackoff and MaxBackoff bound Run's reconnect delay (defaults 500ms
+	// and 30s).
+	MinBackoff, MaxBackoff time.Duration
+	// PingInterval is Run's keep-alive period (default 30s).
+	PingInterval time.Duration
+}
+
+// ErrInUse is wrapped by Open when another process (or another Open in this
+// one) owns the directory.
+var ErrInUse = errors.New("replica directory is in use")
+
+// ErrNotConfigured is returned by Sync and Run before Configure.
+var ErrNotConfigured = errors.New("replica: not configured (run `pryvsync replica init`)")
+
+// ErrAccessRevoked is returned when the server says the token is invalid,
+// expired or revoked; the replica has then purged the data it held.
+var ErrAccessRevoked = errors.New("replica: access token invalid, expired or revoked: local data purged")
+
+// ErrVersion is returned when the server does not speak this protocol.
+var ErrVersion = errors.New("replica: protocol version not supported by the server")
+
+// Replica is a local copy of what one token sees. It is safe for concurrent use.
+type Replica struct {
+	dir   string
+	db    *badger.DB
+	opts  Options
+	id    string
+	clock *crdt.Clock
+
+	mu   sync.Mutex    // serialises every write transaction
+	wake chan struct{} // signalled (coalescing) on local writes
+
+	subMu  sync.Mutex
+	subs   map[chan Change]struct{}
+	closed bool
+
+	connected atomic.Bool
+}
+
+// Change tells subscribers that an item changed locally or from the server.
+type Change struct {
+	Kind    string `json:"kind"`
+	ID      string `json:"id"`
+	Source  string `json:"source"` // "local" or "server"
+	Removed bool   `json:"removed,omitempty"`
+}
+
+// Open opens (creating if needed) the replica stored in dir.
+func Open(dir string, opts Options) (*Replica, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = 500 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 30 * time.Second
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 30 * time.Second
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	bo := badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(8 << 20).
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithValueLogFileSize(64 << 20).
+		WithSyncWrites(false)
+	db, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("replica: %s is in use by another process (is a watch running?): %w", dir, ErrInUse)
+		}
+		return nil, fmt.Errorf("replica: open %s: %w", dir, err)
+	}
+	r := &Replica{dir: dir, db: db, opts: opts, wake: make(chan struct{}, 1), subs: map[chan Change]struct{}{}}
+	var cs clockState
+	err = db.Update(func(txn *badger.Txn) error {
+		raw, ok, err := getRaw(txn, keyReplica)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			raw = []byte(model.NewID())
+			if err := txn.Set([]byte(keyReplica), raw); err != nil {
+				return err
+			}
+		}
+		r.id = string(raw)
+		if raw, ok, err := getRaw(txn, keyClock); err != nil {
+			return err
+		} else if ok {
+			return msgpack.Unmarshal(raw, &cs)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("replica: open %s: %w", dir, err)
+	}
+	r.clock = crdt.NewClock(r.id, opts.Now, 0)
+	r.clock.SetOffset(cs.Offset)
+	r.clock.Restore(cs.Last)
+	return r, nil
+}
+
+// Close closes the store and every subscription.
+func (r *Replica) Close() error {
+	r.subMu.Lock()
+	if r.closed {
+		r.subMu.Unlock()
+		return nil
+	}
+	r.closed = true
+	for ch := range r.subs {
+		close(ch)
+	}
+	r.subs = nil
+	r.subMu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.db.Close()
+}
+
+// Dir returns the replica's directory.
+func (r *Replica) Dir() string { return r.dir }
+
+// ID returns the stable replica id.
+func (r *Replica) ID() string { return r.id }
+
+// Subscribe returns a channel of changes (local and from the server). It is
+// closed by Close. A subscriber that does not keep up loses notifications
+// beyond a buffer of 4096.
+func (r *Replica) Subscribe() <-chan Change {
+	ch := make(chan Change, 4096)
+	r.subMu.Lock()
+	defer r.subMu.Unlock()
+	if r.closed {
+		close(ch)
+		return ch
+	}
+	r.subs[ch] = struct{}{}
+	return ch
+}
+
+func (r *Replica) notify(cs ...Change) {
+	r.subMu.Lock()
+	defer r.subMu.Unlock()
+	for ch := range r.subs {
+		for _, c := range cs {
+			select {
+			case ch <- c:
+			default:
+			}
+		}
+	}
+}
+
+func (r *Replica) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Replica) update(fn func(txn *badger.Txn) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.db.Update(fn)
+}
+
+// Configure records the server's root URL, the username and the token.
+func (r *Replica) Configure(serverURL, username, token string) error {
+	if !strings.HasPrefix(serverURL, "http://") && !strings.HasPrefix(serverURL, "https://") {
+		return fmt.Errorf("replica: server URL must start with http:// or https://, got %q", serverURL)
+	}
+	if username == "" || token == "" {
+		return errors.New("replica: username and token are required")
+	}
+	return r.update(func(txn *badger.Txn) error {
+		return setJSON(txn, keySettings, Settings{Server: strings.TrimRight(serverURL, "/"), Username: username, Token: token})
+	})
+}
+
+// Settings returns what Configure recorded.
+func (r *Replica) Settings() (Settings, error) {
+	var s Settings
+	err := r.db.View(func(txn *badger.Txn) error {
+		_, err := getJSON(txn, keySettings, &s)
+		return err
+	})
+	return s, err
+}
+
+// Status is the replica's state, as `replica status --json` shows it.
+type Status struct {
+	Pending    int               `json:"pending"`
+	Rejections int               `json:"rejections"`
+	Cursor     *syncproto.Cursor `json:"cursor"`
+	LastSync   *float64          `json:"lastSync"`
+	Server     string            `json:"server"`
+	Username   string            `json:"username"`
+	Connected  bool              `json:"connected"`
+	ReplicaID  string            `json:"replicaId"`
+}
+
+// Status reports pending changes, rejections, cursor and settings.
+func (r *Replica) Status() (Status, error) {
+	st := Status{Connected: r.connected.Load(), ReplicaID: r.id}
+	err := r.db.View(func(txn *badger.Txn) error {
+		var s Settings
+		if _, err := getJSON(txn, keySettings, &s); err != nil {
+			return err
+		}
+		st.Server, st.Username = s.Server, s.Username
+		var c syncproto.Cursor
+		if ok, err := getJSON(txn, keyCursor, &c); err != nil {
+			return err
+		} else if ok {
+			st.Cursor = &c
+		}
+		var ls float64
+		if ok, err := getJSON(txn, keyLastSync, &ls); err != nil {
+			return err
+		} else if ok {
+			st.LastSync = &ls
+		}
+		es, err := loadEntries(txn)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			if !e.Acked {
+				st.Pending++
+			}
+		}
+		return eachPrefix(txn, prefixRej, func(string, []byte) (bool, error) { st.Rejections++; return true, nil })
+	})
+	return st, err
+}
+
+// RejectionError is the reason of a rejection.
+type RejectionError struct {
+	ID      string `json:"id"`
+	Message string `json:"message"`
+}
+
+// Rejection is a refused local write, or a conflict the local write lost.
+type Rejection struct {
+	ID       string         `json:"id"`
+	ItemID   string         `json:"itemId"`
+	ItemKind string         `json:"itemKind"`
+	Kind     string         `json:"kind"` // "rejected" or "conflict"
+	Error    RejectionError `json:"error"`
+	// Change is the local change, with its content.
+	Change json.RawMessage `json:"change"`
+	// Lost and Winning: for a conflict, the fields that lost and the
+	// server's winning values.
+	Lost    []string                   `json:"lost,omitempty"`
+	Winning map[string]json.RawMessage `json:"winning,omitempty"`
+	At      float64                    `json:"at"`
+}
+
+// Rejections lists the rejections and conflicts, oldest first.
+func (r *Replica) Rejections() ([]Rejection, error) {
+	out := []Rejection{}
+	err := r.db.View(func(txn *badger.Txn) error {
+		return eachPrefix(txn, prefixRej, func(_ string, v []byte) (bool, error) {
+			var rj Rejection
+			if err := json.Unmarshal(v, &rj); err != nil {
+				return false, err
+			}
+			out = append(out, rj)
+			return true, nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At < out[j].At })
+	return out, err
+}
+
+// DiscardRejection removes one rejection from the list.
+func (r *Replica) DiscardRejection(id string) error {
+	return r.update(func(txn *badger.Txn) error {
+		if _, ok, err := getRaw(txn, prefixRej+id); err != nil {
+			return err
+		} else if !ok {
+			return model.Errorf(model.ErrUnknownEvent, "unknown rejection %q", id)
+		}
+		return txn.Delete([]byte(prefixRej + id))
+	})
+}
+
+func (r *Replica) nowSeconds() float64 {
+	return float64(r.opts.Now().UnixMilli()+r.clock.Offset()) / 1000
+}
+
+func (r *Replica) saveClock(txn *badger.Txn) error {
+	raw, err := msgpack.Marshal(&clockState{Last: r.clock.Last(), Offset: r.clock.Offset()})
+	if err != nil {
+		return err
+	}
+	return txn.Set([]byte(keyClock), raw)
+}
+
+func nextRSeq(txn *badger.Txn) (uint64, error) {
+	raw, ok, err := getRaw(txn, keyRSeq)
+	if err != nil {
+		return 0, err
+	}
+	n := uint64(1)
+	if ok && len(raw) == 8 {
+		n = binary.BigEndian.Uint64(raw)
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n+1)
+	return n, txn.Set([]byte(keyRSeq), b[:])
+}
+
+func loadPerms(txn *badger.Txn) (*permState, error) {
+	var p permState
+	ok, err := getJSON(txn, keyPerms, &p)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// changeJSON renders a local change for the rejections list.
+func changeJSON(e entry) json.RawMessage {
+	fields := map[string]json.RawMessage{}
+	for k, f := range e.Delta.Fields {
+		switch k {
+		case model.FieldCreated, model.FieldCreatedBy, model.FieldModified, model.FieldModifiedBy:
+			continue
+		}
+		fields[k] = rawOrNull(f.Val)
+	}
+	out := map[string]any{"kind": e.Kind, "id": e.ID, "create": e.Create, "fields": fields}
+	if len(e.Delta.Tags) > 0 {
+		tags := map[string]bool{}
+		for t, el := range e.Delta.Tags {
+			tags[t] = el.Present
+		}
+		out["tags"] = tags
+	}
+	if len(e.Delta.Data) > 0 {
+		cd := map[string]json.RawMessage{}
+		for k, f := range e.Delta.Data {
+			cd[k] = rawOrNull(f.Val)
+		}
+		out["clientData"] = cd
+	}
+	if e.Delta.IsDeleted() {
+		out["deleted"] = true
+	}
+	raw, _ := json.Marshal(out)
+	return raw
+}
+
+func rawOrNull(v []byte) json.RawMessage {
+	if v == nil {
+		return json.RawMessage("null")
+	}
+	return json.RawMessage(v)
+}
+
+func winningValues(lost []string, cur crdt.Doc) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	for _, name := range lost {
+		switch {
+		case strings.HasPrefix(name, "tags:"):
+			out[name] = json.RawMessage(model.JSONBool(cur.Tags[strings.TrimPrefix(name, "tags:")].Present))
+		case strings.HasPrefix(name, "clientData:"):
+			out[name] = rawOrNull(cur.Data[strings.TrimPrefix(name, "clientData:")].Val)
+		case strings.HasPrefix(name, "attachments:"):
+			out[name] = rawOrNull(cur.Files[strings.TrimPrefix(name, "attachments:")].Val)
+		default:
+			out[name] = rawOrNull(cur.Fields[name].Val)
+		}
+	}
+	return out
+}
