@@ -348,3 +348,23 @@ func (s Scope) Channels() (ids []string, all bool) {
 	}
 	return ids, all
 }
+
+// ContributesAnywhere reports whether some entry grants at least contribute
+// (uploads of attachment content need it).
+func (s Scope) ContributesAnywhere() bool {
+	if s.personal {
+		return true
+	}
+	for i := range s.entries {
+		e := &s.entries[i]
+		if e.level >= LevelContribute || e.noFolder >= LevelContribute {
+			return true
+		}
+		for _, l := range e.folders {
+			if l >= LevelContribute {
+				return true
+			}
+		}
+	}
+	return false
+}

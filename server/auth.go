@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"net"
 	"net/http"
 	"strings"
@@ -218,11 +220,19 @@ func (s *Server) adminAuth(c *call) error {
 }
 
 func hashPassword(pw string, cost int) ([]byte, error) {
-	return bcrypt.GenerateFromPassword([]byte(pw), cost)
+	return bcrypt.GenerateFromPassword(bcryptInput(pw), cost)
 }
 
 func checkPassword(hash []byte, pw string) bool {
-	return bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil
+	return bcrypt.CompareHashAndPassword(hash, bcryptInput(pw)) == nil
+}
+
+// bcryptInput pre-hashes a password: bcrypt refuses inputs over 72 bytes,
+// and a valid password may have 99 characters of up to 4 bytes each. The
+// base64 form keeps NUL bytes out of bcrypt's input.
+func bcryptInput(pw string) []byte {
+	sum := sha256.Sum256([]byte(pw))
+	return []byte(base64.StdEncoding.EncodeToString(sum[:]))
 }
 
 // loginLimiter counts failed logins per user and per client address in a

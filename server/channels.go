@@ -2,12 +2,15 @@ package server
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 
 	"github.com/pryvsync/pryvsync/crdt"
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/server/store"
 )
+
+var negInf, posInf = math.Inf(-1), math.Inf(1)
 
 // stateFilter parses state=default|trashed|all.
 func stateFilter(r *http.Request) (string, error) {

@@ -63,11 +63,15 @@ func routeLabel(p string) string {
 	switch segs[1] {
 	case "channels", "access-info", "accesses", "profile", "admin", "sync", "socket":
 		if segs[1] == "admin" && len(segs) > 2 {
-			return "/{user}/admin/" + segs[2]
+			switch segs[2] {
+			case "login", "logout", "user-info", "change-password", "get-app-token", "accesses", "bookmarks":
+				return "/{user}/admin/" + segs[2]
+			}
+			return "/{user}/admin/other"
 		}
 		return "/{user}/" + segs[1]
 	}
-	if len(segs) > 2 {
+	if len(segs) > 2 && (segs[2] == "events" || segs[2] == "folders") {
 		return "/{user}/{channel}/" + segs[2]
 	}
 	return "/{user}/other"

@@ -724,6 +724,13 @@ func (ss *syncSession) attachmentPut(ctx context.Context, p *syncproto.Attachmen
 	if !store.ValidDigest(p.Digest) {
 		return reply(model.Errorf(model.ErrInvalidParametersFormat, "digest must be lower-case hex SHA-256"))
 	}
+	ss.mu.Lock()
+	canWrite := ss.actor.Scope.ContributesAnywhere()
+	ss.mu.Unlock()
+	if !canWrite {
+		ss.upload = nil
+		return reply(model.Errorf(model.ErrForbidden, "uploading attachments needs contribute rights"))
+	}
 	if ss.upload == nil || ss.upload.digest != p.Digest || p.Offset == 0 {
 		ss.upload = &upload{digest: p.Digest}
 	}

@@ -159,7 +159,7 @@ func (e *apiError) Error() string {
 	return e.ID + ": " + msg
 }
 
-var httpClient = &http.Client{Timeout: 30 * time.Second}
+var apiHTTPClient = &http.Client{Timeout: 30 * time.Second}
 
 // apiCall POSTs body as JSON to u with an Authorization header (if auth is
 // set) and decodes a 2xx answer into out (if not nil).
@@ -176,7 +176,7 @@ func apiCall(ctx context.Context, u, auth string, body, out any) error {
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := apiHTTPClient.Do(req)
 	if err != nil {
 		// The URL holds no secret: tokens travel in headers only.
 		return err

@@ -129,13 +129,6 @@ func (t *Tx) PutItem(kind model.Kind, id string, d crdt.Doc) (uint64, error) {
 	return seq, nil
 }
 
-// RemoveItemData drops an item's record entirely (compaction only: ids of
-// events stay reserved through their tombstone until the horizon).
-func (t *Tx) removeRecord(kind model.Kind, id string, r *Record) {
-	t.del(keyFeed(t.user, r.Channel, r.Seq))
-	t.del(keyItem(t.user, kind, id))
-}
-
 func beUint(b []byte) uint64 {
 	var n uint64
 	for _, c := range b {
