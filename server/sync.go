@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -72,8 +71,9 @@ type syncSession struct {
 	rescan  uint64 // while > 0: re-sending the scope up to this seq, without removals
 	initial bool   // no cursor: initial download, no removals needed
 	acked   uint64
-	flight  int
-	upload  *upload
+	inflight []uint64 // cursors of changes batches sent and not yet acknowledged
+	upload   *store.Upload
+	upDigest string
 
 	rescanAt     uint64 // rescan read position
 	sentCaughtUp bool   // a caughtUp batch was sent since the last push
@@ -83,11 +83,6 @@ type syncSession struct {
 	itemsOut  int
 	itemsIn   int
 	startedAt time.Time
-}
-
-type upload struct {
-	digest string
-	buf    bytes.Buffer
 }
 
 func (ss *syncSession) send(ctx context.Context, m *syncproto.Message) error {
@@ -160,6 +155,7 @@ func (ss *syncSession) run() {
 	}
 	ss.conn.CloseNow()
 	wg.Wait()
+	ss.abortUpload()
 }
 
 // welcome decides where the session resumes.
@@ -247,9 +243,12 @@ func (ss *syncSession) readLoop(ctx context.Context) {
 			if msg.Ack.Cursor.Seq > ss.acked {
 				ss.acked = msg.Ack.Cursor.Seq
 			}
-			if ss.flight > 0 {
-				ss.flight--
+			// Only an ack of a batch actually sent frees its slot.
+			n := 0
+			for n < len(ss.inflight) && ss.inflight[n] <= msg.Ack.Cursor.Seq {
+				n++
 			}
+			ss.inflight = ss.inflight[n:]
 			ss.mu.Unlock()
 			select {
 			case ss.acks <- struct{}{}:
@@ -482,7 +481,7 @@ func (ss *syncSession) expiryTimer() <-chan time.Time {
 func (ss *syncSession) waitFlight(ctx context.Context) bool {
 	for {
 		ss.mu.Lock()
-		f := ss.flight
+		f := len(ss.inflight)
 		ss.mu.Unlock()
 		if f < syncproto.MaxInFlight {
 			return true
@@ -625,14 +624,14 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 		ss.initial = false
 	}
 	cursor := ss.cursor
-	ss.flight++
 	ss.mu.Unlock()
 	ss.mu.Lock()
 	skip := len(batch.Items) == 0 && len(batch.Removals) == 0 && caughtUp && cursor == prev && ss.sentCaughtUp
-	if skip {
-		ss.flight--
-	} else if caughtUp {
-		ss.sentCaughtUp = true
+	if !skip {
+		ss.inflight = append(ss.inflight, cursor)
+		if caughtUp {
+			ss.sentCaughtUp = true
+		}
 	}
 	ss.mu.Unlock()
 	if skip {
@@ -728,38 +727,52 @@ func (ss *syncSession) attachmentPut(ctx context.Context, p *syncproto.Attachmen
 	canWrite := ss.actor.Scope.ContributesAnywhere()
 	ss.mu.Unlock()
 	if !canWrite {
-		ss.upload = nil
+		ss.abortUpload()
 		return reply(model.Errorf(model.ErrForbidden, "uploading attachments needs contribute rights"))
 	}
-	if ss.upload == nil || ss.upload.digest != p.Digest || p.Offset == 0 {
-		ss.upload = &upload{digest: p.Digest}
+	if p.Offset == 0 || ss.upload == nil || ss.upDigest != p.Digest {
+		ss.abortUpload()
+		if p.Offset != 0 {
+			return reply(model.Errorf(model.ErrInvalidParametersFormat, "chunk offset out of order"))
+		}
+		up, err := ss.s.st.NewUpload(ss.user)
+		if err != nil {
+			return reply(model.Errorf(model.ErrUnexpected, "could not store the attachment"))
+		}
+		ss.upload, ss.upDigest = up, p.Digest
 	}
-	if p.Offset != int64(ss.upload.buf.Len()) {
-		ss.upload = nil
+	if p.Offset != ss.upload.Size() {
+		ss.abortUpload()
 		return reply(model.Errorf(model.ErrInvalidParametersFormat, "chunk offset out of order"))
 	}
-	if int64(ss.upload.buf.Len()+len(p.Data)) > ss.s.cfg.MaxAttachmentBytes {
-		ss.upload = nil
+	if ss.upload.Size()+int64(len(p.Data)) > ss.s.cfg.MaxAttachmentBytes {
+		ss.abortUpload()
 		return reply(model.Errorf(model.ErrPayloadTooLarge, "attachment over its limit"))
 	}
-	ss.upload.buf.Write(p.Data)
+	if _, err := ss.upload.Write(p.Data); err != nil {
+		ss.abortUpload()
+		return reply(model.Errorf(model.ErrUnexpected, "could not store the attachment"))
+	}
 	if !p.Final {
 		return nil
 	}
 	up := ss.upload
 	ss.upload = nil
-	digest, _, err := ss.s.st.SaveFile(ss.user, &up.buf, ss.s.cfg.MaxAttachmentBytes)
-	if err != nil {
-		return reply(model.Errorf(model.ErrPayloadTooLarge, "could not store the attachment"))
-	}
-	if digest != p.Digest {
-		ss.s.st.RemoveFile(ss.user, digest)
-		return reply(model.Errorf(model.ErrInvalidParametersFormat, "content does not match its digest"))
+	if err := up.Commit(p.Digest); err != nil {
+		if errors.Is(err, store.ErrDigestMismatch) {
+			return reply(model.Errorf(model.ErrInvalidParametersFormat, "content does not match its digest"))
+		}
+		return reply(model.Errorf(model.ErrUnexpected, "could not store the attachment"))
 	}
 	return reply(nil)
 }
 
-var _ = os.ErrNotExist
+func (ss *syncSession) abortUpload() {
+	if ss.upload != nil {
+		ss.upload.Abort()
+		ss.upload = nil
+	}
+}
 
 func toRaw(m map[string][]byte) map[string]json.RawMessage {
 	out := make(map[string]json.RawMessage, len(m))

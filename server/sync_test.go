@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"strings"
@@ -159,5 +160,57 @@ func TestSyncReadOnlyTokenWriteIsRejected(t *testing.T) {
 	res := c.recvType(syncproto.TypePushResult).PushResult.Results[0]
 	if res.Status != syncproto.StatusRejected || res.Error == nil || res.Error.ID != "forbidden" {
 		t.Fatalf("result: got %+v, want rejected forbidden", res)
+	}
+}
+
+func TestReplayAfterALostPushResultAppliesOnceAndKeepsTheReason(t *testing.T) {
+	e := newEnv(t)
+	tok := e.createUser("alice01")
+	st, v := e.doJSON("POST", "/alice01/channels", tok, map[string]any{"name": "Diary", "id": "diary"})
+	mustStatus(t, "create", st, v, 201)
+	vv := crdt.Version{Time: time.Now().UnixMilli(), Node: "r1"}
+	evID := model.NewID()
+	push := &syncproto.Message{T: syncproto.TypePush, Push: &syncproto.Push{Changes: []syncproto.Change{
+		{RSeq: 1, Kind: "event", ID: evID, Create: true, Delta: crdt.Doc{Fields: map[string]crdt.Field{
+			"channelId": field(vv, `"diary"`), "time": field(vv, "1700000000"), "type": field(vv, `{"class":"note","format":"txt"}`)}}},
+		{RSeq: 2, Kind: "event", ID: model.NewID(), Create: true, Delta: crdt.Doc{Fields: map[string]crdt.Field{
+			"channelId": field(vv, `"nope"`), "time": field(vv, "1700000000"), "type": field(vv, `{"class":"note","format":"txt"}`)}}},
+	}}}
+	// First session: push, then drop the connection before reading the result.
+	c, _, err := e.dialSync(t, "alice01", tok)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.send(&syncproto.Message{T: syncproto.TypeHello, Hello: &syncproto.Hello{Version: 1, Replica: "r1"}})
+	c.recvType(syncproto.TypeWelcome)
+	c.send(push)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, b, _ := e.do("GET", "/alice01/diary/events/"+evID, tok, nil)
+		if bytes.Contains(b, []byte(evID)) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.conn.CloseNow()
+	// Second session: the same push again.
+	c2, _, err := e.dialSync(t, "alice01", tok)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c2.send(&syncproto.Message{T: syncproto.TypeHello, Hello: &syncproto.Hello{Version: 1, Replica: "r1"}})
+	c2.recvType(syncproto.TypeWelcome)
+	c2.send(push)
+	res := c2.recvType(syncproto.TypePushResult).PushResult.Results
+	if res[0].Status != syncproto.StatusOK {
+		t.Fatalf("replayed creation: got %+v, want its original ok", res[0])
+	}
+	if res[1].Status != syncproto.StatusRejected || res[1].Error == nil || res[1].Error.ID != "unknown-channel" {
+		t.Fatalf("replayed rejection: got %+v, want the original unknown-channel rejection", res[1])
+	}
+	st, list := e.doJSON("GET", "/alice01/diary/events?limit=100", tok, nil)
+	mustStatus(t, "list", st, list, 200)
+	if got := len(list.([]any)); got != 1 {
+		t.Fatalf("events on the server: %d, want 1 (applied once)", got)
 	}
 }

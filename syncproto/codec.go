@@ -87,7 +87,24 @@ func (m *Message) check() error {
 	if !ok {
 		return bad(fmt.Sprintf("message %q without its body", m.T))
 	}
+	if m.bodies() != 1 {
+		return bad(fmt.Sprintf("message %q carries more than its own body", m.T))
+	}
 	return nil
+}
+
+// bodies counts the non-nil bodies of m.
+func (m *Message) bodies() int {
+	n := 0
+	for _, present := range []bool{
+		m.Hello != nil, m.Welcome != nil, m.Push != nil, m.PushResult != nil, m.Changes != nil, m.Ack != nil,
+		m.Scope != nil, m.AttachmentGet != nil, m.AttachmentData != nil, m.AttachmentPut != nil, m.Error != nil,
+	} {
+		if present {
+			n++
+		}
+	}
+	return n
 }
 
 // BlindID is the removal id of an item for an access key: no id crosses the

@@ -297,3 +297,14 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeRejectsAMessageWithTwoBodies(t *testing.T) {
+	frame, err := syncproto.Encode(&syncproto.Message{T: syncproto.TypeHello,
+		Hello: &syncproto.Hello{Version: 1, Replica: "r"}, Ack: &syncproto.Ack{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := syncproto.Decode(frame); !errors.Is(err, syncproto.ErrMalformed) {
+		t.Fatalf("Decode of hello with an ack body: got %v, want ErrMalformed", err)
+	}
+}

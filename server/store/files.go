@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -100,3 +101,66 @@ func (s *Store) RemoveFile(user, digest string) {
 		os.Remove(s.FilePath(user, digest))
 	}
 }
+
+// Upload streams content into the user's content store chunk by chunk,
+// hashing as it goes; nothing is kept in memory.
+type Upload struct {
+	s    *Store
+	user string
+	f    *os.File
+	h    hash.Hash
+	n    int64
+}
+
+// NewUpload starts an upload for user.
+func (s *Store) NewUpload(user string) (*Upload, error) {
+	dir := filepath.Join(s.filesDir, user)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, "upload-*")
+	if err != nil {
+		return nil, err
+	}
+	return &Upload{s: s, user: user, f: f, h: sha256.New()}, nil
+}
+
+// Size is how many bytes were written so far.
+func (u *Upload) Size() int64 { return u.n }
+
+// Write appends a chunk.
+func (u *Upload) Write(p []byte) (int, error) {
+	n, err := u.f.Write(p)
+	u.h.Write(p[:n])
+	u.n += int64(n)
+	return n, err
+}
+
+// Abort discards the upload.
+func (u *Upload) Abort() {
+	u.f.Close()
+	os.Remove(u.f.Name())
+}
+
+// Commit keeps the content if its digest is want; ErrDigestMismatch
+// otherwise (and the content is discarded).
+func (u *Upload) Commit(want string) error {
+	defer os.Remove(u.f.Name())
+	if err := u.f.Close(); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(u.h.Sum(nil)); got != want {
+		return ErrDigestMismatch
+	}
+	dst := u.s.FilePath(u.user, want)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	}
+	return os.Rename(u.f.Name(), dst)
+}
+
+// ErrDigestMismatch says uploaded content does not hash to its digest.
+var ErrDigestMismatch = fmt.Errorf("store: content does not match its digest")
