@@ -63,14 +63,14 @@ type syncSession struct {
 	sub    *Sub
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	access  *model.Access
-	actor   *Actor
-	replica string
-	cursor  uint64 // last seq sent
-	rescan  uint64 // while > 0: re-sending the scope up to this seq, without removals
-	initial bool   // no cursor: initial download, no removals needed
-	acked   uint64
+	mu       sync.Mutex
+	access   *model.Access
+	actor    *Actor
+	replica  string
+	cursor   uint64 // last seq sent
+	rescan   uint64 // while > 0: re-sending the scope up to this seq, without removals
+	initial  bool   // no cursor: initial download, no removals needed
+	acked    uint64
 	inflight []uint64 // cursors of changes batches sent and not yet acknowledged
 	upload   *store.Upload
 	upDigest string
