@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/pryvsync/pryvsync/crdt"
@@ -508,6 +509,9 @@ func checkPeriods(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc,
 			return err
 		}
 		o := model.EventFactsOf(r.Doc)
+		if math.IsInf(from-o.Time, 0) {
+			return model.FieldError("time", "is too far from the start of the running period")
+		}
 		v := clock.MustNow()
 		d := crdt.Doc{Fields: map[string]crdt.Field{"duration": {V: v, Val: model.JSONNumber(from - o.Time)}}}
 		model.Stamp(&d, v, tx.Now(), a.AccessID, false)

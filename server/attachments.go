@@ -107,14 +107,14 @@ func checkAttachmentKey(k string) error {
 	return nil
 }
 
-// readErr remembers a read error of the client's body, to tell a broken
+// bodyReadErr remembers a read error of the client's body, to tell a broken
 // upload (the client's fault) from a failing disk (ours).
-type readErr struct {
+type bodyReadErr struct {
 	r   io.Reader
 	err error
 }
 
-func (e *readErr) Read(p []byte) (int, error) {
+func (e *bodyReadErr) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
 	if err != nil && err != io.EOF {
 		e.err = err
@@ -123,7 +123,7 @@ func (e *readErr) Read(p []byte) (int, error) {
 }
 
 func (s *Server) saveUpload(user, key string, part *multipart.Part) (filePart, error) {
-	src := &readErr{r: part}
+	src := &bodyReadErr{r: part}
 	digest, size, err := s.st.SaveFile(user, src, s.cfg.MaxAttachmentBytes)
 	var tooBig *http.MaxBytesError
 	switch {
@@ -144,9 +144,9 @@ func (s *Server) saveUpload(user, key string, part *multipart.Part) (filePart, e
 // partType is the part's media type, normalised (it is sent back as a
 // header on download), or application/octet-stream.
 func partType(h textproto.MIMEHeader) string {
-	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	mt, mtParams, err := mime.ParseMediaType(h.Get("Content-Type"))
 	if err == nil && mt != "" {
-		if t := mime.FormatMediaType(mt, params); t != "" {
+		if t := mime.FormatMediaType(mt, mtParams); t != "" {
 			return t
 		}
 	}
@@ -221,7 +221,7 @@ func (s *Server) createEventWithFiles(c *call, cid string) {
 		s.fail(c.w, c.r, err)
 		return
 	}
-	writeJSON(c.w, http.StatusCreated, created(ch.ID, out))
+	writeJSON(c.w, http.StatusCreated, createdAnswer(ch.ID, out))
 }
 
 // addAttachments adds the files of a multipart body to an event, keeping
@@ -263,7 +263,7 @@ func (s *Server) addAttachments(c *call, cid, eid string) {
 	})
 	if err != nil {
 		s.discardUploads(c.user, ups)
-		s.fail(c.w, c.r, pathErr(err))
+		s.fail(c.w, c.r, eventPathErr(err))
 		return
 	}
 	s.answerItem(c, model.KindEvent, eid)
@@ -272,7 +272,7 @@ func (s *Server) addAttachments(c *call, cid, eid string) {
 // attachmentOf returns the metadata of one attachment of an event in scope.
 func (s *Server) attachmentOf(c *call, cid, eid, key string) (model.Attachment, error) {
 	var att model.Attachment
-	if _, err := newParams(c.r.URL.Query(), nil, nil); err != nil {
+	if _, err := newQueryParams(c.r.URL.Query(), nil, nil); err != nil {
 		return att, err
 	}
 	doc, _, err := s.eventAt(c, cid, eid)
@@ -331,7 +331,7 @@ func (s *Server) deleteAttachment(c *call, cid, eid, key string) {
 	delta := crdt.Doc{Files: map[string]crdt.Field{key: {V: s.clock.MustNow()}}}
 	out, err := s.applyOne(c, Change{Kind: model.KindEvent, ID: eid, Delta: delta})
 	if err != nil {
-		s.fail(c.w, c.r, pathErr(err))
+		s.fail(c.w, c.r, eventPathErr(err))
 		return
 	}
 	s.removeContent(c.user, out.Orphans)

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/textproto"
+	"net/url"
 	"reflect"
 	"testing"
 
@@ -248,4 +249,13 @@ func TestAttachmentKeyIsThePartNameNotTheFileName(t *testing.T) {
 	if h.Get("Content-Type") != "application/pdf" {
 		t.Fatalf("Content-Type %q", h.Get("Content-Type"))
 	}
+	// A key with spaces and accents is addressed escaped in the path.
+	key := "mon fichier é+1"
+	st, v = f.upload("POST", "/"+cid+"/events/"+id, f.tok, mpPart{name: key, body: []byte("accents")})
+	mustStatus(t, "add", st, v, 200)
+	st, b, _ = f.do("GET", f.path(fmt.Sprintf("/%s/events/%s/%s", cid, id, url.PathEscape(key))), f.tok, nil)
+	if st != 200 || string(b) != "accents" {
+		t.Fatalf("escaped key: %d %q", st, b)
+	}
+	f.must(200, "DELETE", fmt.Sprintf("/%s/events/%s/%s", cid, id, url.PathEscape(key)), nil)
 }

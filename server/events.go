@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 
 	"github.com/pryvsync/pryvsync/crdt"
@@ -103,10 +104,10 @@ func (s *Server) eventAt(c *call, cid, eid string) (crdt.Doc, map[string]json.Ra
 	return doc, m, nil
 }
 
-// pathErr marks an unknown-event error as concerning the path's event (the
+// eventPathErr marks an unknown-event error as concerning the path's event (the
 // only event a single-event write touches), so it answers 404 when the
 // event vanished between the read and the write.
-func pathErr(err error) error {
+func eventPathErr(err error) error {
 	var me *model.Error
 	if errors.As(err, &me) && me.ID == model.ErrUnknownEvent {
 		return me.Path()
@@ -125,7 +126,7 @@ func (s *Server) listEvents(c *call, cid string) {
 
 // runningEvents lists the running periods in scope, newest first.
 func (s *Server) runningEvents(c *call, cid string) {
-	if _, err := newParams(c.r.URL.Query(), nil, nil); err != nil {
+	if _, err := newQueryParams(c.r.URL.Query(), nil, nil); err != nil {
 		s.fail(c.w, c.r, err)
 		return
 	}
@@ -242,7 +243,7 @@ func (s *Server) writeDeletions(tx *store.Tx, a *Actor, cid string, since float6
 }
 
 func (s *Server) getEvent(c *call, cid, eid string) {
-	if _, err := newParams(c.r.URL.Query(), nil, nil); err != nil {
+	if _, err := newQueryParams(c.r.URL.Query(), nil, nil); err != nil {
 		s.fail(c.w, c.r, err)
 		return
 	}
@@ -302,7 +303,7 @@ func (s *Server) newEventChange(cid string, body map[string]json.RawMessage, run
 }
 
 // created is the answer to an event creation.
-func created(id string, out *Outcome) map[string]string {
+func createdAnswer(id string, out *Outcome) map[string]string {
 	m := map[string]string{"id": id}
 	if out != nil && out.StoppedID != "" {
 		m["stoppedId"] = out.StoppedID
@@ -337,7 +338,7 @@ func (s *Server) createFromBody(c *call, cid string, running bool) {
 		s.fail(c.w, c.r, err)
 		return
 	}
-	writeJSON(c.w, http.StatusCreated, created(ch.ID, out))
+	writeJSON(c.w, http.StatusCreated, createdAnswer(ch.ID, out))
 }
 
 // stopEvent ends a running period: the one named by id, or in a no-overlap
@@ -380,6 +381,9 @@ func (s *Server) stopEvent(c *call, cid string) {
 		}
 		if at < ef.Time {
 			return model.Errorf(model.ErrInvalidOperation, "a period cannot stop before it started")
+		}
+		if math.IsInf(at-ef.Time, 0) {
+			return model.FieldError("time", "is too far from the start of the period")
 		}
 		p := &model.Patch{Kind: model.KindEvent}
 		p.Set("duration", model.JSONNumber(at-ef.Time))
@@ -454,7 +458,7 @@ func (s *Server) updateEvent(c *call, cid, eid string) {
 		return
 	}
 	if _, err := s.applyOne(c, s.patchChange(model.KindEvent, eid, p, cur, false)); err != nil {
-		s.fail(c.w, c.r, pathErr(err))
+		s.fail(c.w, c.r, eventPathErr(err))
 		return
 	}
 	s.answerItem(c, model.KindEvent, eid)
@@ -463,7 +467,7 @@ func (s *Server) updateEvent(c *call, cid, eid string) {
 // deleteEvent trashes an event; on a trashed one it removes the event and
 // its files for good, leaving a tombstone that keeps the id reserved.
 func (s *Server) deleteEvent(c *call, cid, eid string) {
-	if _, err := newParams(c.r.URL.Query(), nil, nil); err != nil {
+	if _, err := newQueryParams(c.r.URL.Query(), nil, nil); err != nil {
 		s.fail(c.w, c.r, err)
 		return
 	}
@@ -476,7 +480,7 @@ func (s *Server) deleteEvent(c *call, cid, eid string) {
 		p := &model.Patch{Kind: model.KindEvent}
 		p.Set("trashed", model.JSONBool(true))
 		if _, err := s.applyOne(c, s.patchChange(model.KindEvent, eid, p, cur, false)); err != nil {
-			s.fail(c.w, c.r, pathErr(err))
+			s.fail(c.w, c.r, eventPathErr(err))
 			return
 		}
 		s.answerItem(c, model.KindEvent, eid)
@@ -484,7 +488,7 @@ func (s *Server) deleteEvent(c *call, cid, eid string) {
 	}
 	out, err := s.applyOne(c, Change{Kind: model.KindEvent, ID: eid, Delta: crdt.Doc{Deleted: s.clock.MustNow()}})
 	if err != nil {
-		s.fail(c.w, c.r, pathErr(err))
+		s.fail(c.w, c.r, eventPathErr(err))
 		return
 	}
 	s.removeContent(c.user, out.Orphans)
@@ -557,7 +561,7 @@ func (s *Server) batchEvents(c *call, cid string) {
 			case err != nil:
 				return err
 			default:
-				results[it.ref] = created(it.ch.ID, out)
+				results[it.ref] = createdAnswer(it.ch.ID, out)
 			}
 		}
 		return nil

@@ -426,6 +426,12 @@ func TestListEventsRefusesBadParameters(t *testing.T) {
 		st, v := f.call("GET", "/"+cid+"/events?"+q, nil)
 		f.wantErr(q, st, v, 400, "invalid-parameters-format")
 	}
+	st, v := f.call("GET", "/"+cid+"/events?zeta=1&limit=2&alpha=3", nil)
+	f.wantErr("two unknown parameters", st, v, 400, "invalid-parameters-format")
+	data, _ := v.(map[string]any)["data"].(map[string]any)
+	if got, want := data["fields"], []any{"alpha", "zeta"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("data.fields: got %v, want %v", got, want)
+	}
 }
 
 func TestEventCallsNeedAValidToken(t *testing.T) {
@@ -887,4 +893,59 @@ func TestEventsWithinFramesUseInclusiveBounds(t *testing.T) {
 	at := f.event(cid, map[string]any{"time": 200})
 	tok := f.token(model.Permission{ChannelID: cid, Level: "read", TimeFrame: &model.TimeFrame{To: ptr(200.0)}})
 	mustIDs(t, "frame to=200", idsOf(f.list("/"+cid+"/events?fromTime=200&toTime=200", tok)), []string{at})
+}
+
+func TestExtremeTimesAreRefusedNotCrashed(t *testing.T) {
+	f := newActFixture(t)
+	free := f.channel("Free")
+	strict := f.channel("Strict", map[string]any{"enforceNoEventsOverlap": true})
+	run := f.event(free, map[string]any{"time": -1.7e308, "duration": nil})
+	st, v := f.call("POST", "/"+free+"/events/stop", map[string]any{"id": run, "time": 1.7e308})
+	f.wantErr("stop with an unrepresentable duration", st, v, 400, "invalid-parameters-format")
+	f.event(strict, map[string]any{"time": -1.7e308, "duration": nil})
+	st, v = f.call("POST", "/"+strict+"/events/start", map[string]any{"type": noteType, "time": 1.7e308})
+	f.wantErr("start stopping with an unrepresentable duration", st, v, 400, "invalid-parameters-format")
+	// A span past the float range reads as open-ended.
+	far := f.event(free, map[string]any{"time": 1.7e308, "duration": 1.7e308})
+	mustIDSet(t, "far period", idsOf(f.list("/"+free+"/events?fromTime=1e308")), []string{far, run})
+}
+
+func TestEventSizeAndBodyLimits(t *testing.T) {
+	f := newActFixture(t, func(c *server.Config) { c.MaxBodyBytes = 400 << 10 })
+	cid := f.channel("Diary")
+	big := strings.Repeat("x", 300<<10)
+	st, v := f.call("POST", "/"+cid+"/events", map[string]any{"type": noteType, "description": big})
+	f.wantErr("event over 256 KiB", st, v, 413, "payload-too-large")
+	huge := strings.Repeat("x", 500<<10)
+	st, v = f.call("POST", "/"+cid+"/events", map[string]any{"type": noteType, "description": huge})
+	f.wantErr("body over the limit", st, v, 413, "payload-too-large")
+	st, v = f.call("POST", "/"+cid+"/events/batch", []map[string]any{{"tempRefId": "a", "type": noteType, "description": huge}})
+	f.wantErr("batch over the limit", st, v, 413, "payload-too-large")
+	out := f.must(200, "POST", "/"+cid+"/events/batch", []map[string]any{{"tempRefId": "a", "type": noteType, "description": big}}).(map[string]any)
+	if e, _ := out["a"].(map[string]any)["error"].(map[string]any); e["id"] != "payload-too-large" {
+		t.Fatalf("batch item over 256 KiB: %v", out)
+	}
+}
+
+func TestBrowserFormUpdatesAndDeletesEvents(t *testing.T) {
+	f := newActFixture(t)
+	cid := f.channel("Diary")
+	id := f.event(cid, map[string]any{"time": 1})
+	form := func(vals url.Values) (int, any) {
+		st, b, _ := f.do("POST", f.path("/"+cid+"/events/"+id), "", []byte(vals.Encode()),
+			"Content-Type", "application/x-www-form-urlencoded")
+		return st, decodeAnswer(t, b)
+	}
+	st, v := form(url.Values{"_method": {"PUT"}, "_auth": {f.tok}, "_json": {`{"description": "from a form"}`}})
+	mustStatus(t, "form PUT", st, v, 200)
+	if v.(map[string]any)["description"] != "from a form" {
+		t.Fatalf("form PUT: %v", v)
+	}
+	st, v = form(url.Values{"_method": {"PUT"}, "_auth": {f.tok}, "_json": {`{"description": `}})
+	f.wantErr("bad _json", st, v, 400, "invalid-request-structure")
+	st, v = form(url.Values{"_method": {"DELETE"}, "_auth": {f.tok}})
+	mustStatus(t, "form DELETE", st, v, 200)
+	if v.(map[string]any)["trashed"] != true {
+		t.Fatalf("form DELETE did not trash: %v", v)
+	}
 }

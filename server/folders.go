@@ -47,7 +47,7 @@ func (s *Server) routeFolders(c *call, cid string, rest []string) {
 // grant. A trashed (with state=default) or hidden (without includeHidden)
 // folder hides its whole subtree.
 func (s *Server) listFolders(c *call, cid string) {
-	p, err := newParams(c.r.URL.Query(), []string{"parentId", "state", "includeHidden"}, nil)
+	p, err := newQueryParams(c.r.URL.Query(), []string{"parentId", "state", "includeHidden"}, nil)
 	if err != nil {
 		s.fail(c.w, c.r, err)
 		return
@@ -86,7 +86,7 @@ func (s *Server) listFolders(c *call, cid string) {
 			top = fx.nodes[parent].children
 		}
 		keep := func(n *folderNode) bool {
-			if !visible(n.id) || (!includeHidden && fx.upward(n.id, isHidden)) {
+			if !visible(n.id) || (!includeHidden && fx.upward(n.id, folderHidden)) {
 				return false
 			}
 			return stateKeeps(state, fx.trashed(n.id))
@@ -220,7 +220,7 @@ func (s *Server) updateFolder(c *call, cid, fid string) {
 // true moves them to the folder's parent (no folder for a root folder),
 // false deletes them with their files.
 func (s *Server) deleteFolder(c *call, cid, fid string) {
-	p, err := newParams(c.r.URL.Query(), []string{"mergeEventsWithParent"}, nil)
+	p, err := newQueryParams(c.r.URL.Query(), []string{"mergeEventsWithParent"}, nil)
 	if err != nil {
 		s.fail(c.w, c.r, err)
 		return

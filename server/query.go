@@ -3,6 +3,7 @@ package server
 import (
 	"math"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,36 +13,34 @@ import (
 	"github.com/pryvsync/pryvsync/server/store"
 )
 
-// params reads query parameters strictly: only the declared names (and the
-// token's "auth") are allowed; a scalar appears once, in its plain form; an
-// array accepts both repeated keys and the "key[]=" form (SPEC §3.3).
-type params struct {
+// queryParams reads query parameters strictly: only the declared names (and
+// the token's "auth") are allowed; a scalar appears once, in its plain form;
+// an array accepts both repeated keys and the "key[]=" form (SPEC §3.3).
+type queryParams struct {
 	q url.Values
 }
 
-// newParams refuses any parameter not in scalars or arrays.
-func newParams(q url.Values, scalars, arrays []string) (params, error) {
+// newQueryParams refuses any parameter not in scalars or arrays, naming
+// every offending one in data.fields.
+func newQueryParams(q url.Values, scalars, arrays []string) (queryParams, error) {
+	var unknown []string
 	for k := range q {
-		if k == "auth" || contains(scalars, k) || contains(arrays, k) ||
-			strings.HasSuffix(k, "[]") && contains(arrays, strings.TrimSuffix(k, "[]")) {
+		if k == "auth" || slices.Contains(scalars, k) || slices.Contains(arrays, k) ||
+			strings.HasSuffix(k, "[]") && slices.Contains(arrays, strings.TrimSuffix(k, "[]")) {
 			continue
 		}
-		return params{}, model.FieldError(k, "unknown parameter")
+		unknown = append(unknown, k)
 	}
-	return params{q: q}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return queryParams{}, model.Errorf(model.ErrInvalidParametersFormat, "unknown parameters: %s", strings.Join(unknown, ", ")).
+			WithData(map[string]any{"field": unknown[0], "fields": unknown})
 	}
-	return false
+	return queryParams{q: q}, nil
 }
 
 // scalar returns the one value of name; ok is false when absent.
-func (p params) scalar(name string) (string, bool, error) {
+func (p queryParams) scalar(name string) (string, bool, error) {
 	vs, ok := p.q[name]
 	if !ok {
 		return "", false, nil
@@ -53,14 +52,14 @@ func (p params) scalar(name string) (string, bool, error) {
 }
 
 // array returns every value of name, from "name" and "name[]" keys.
-func (p params) array(name string) ([]string, bool) {
+func (p queryParams) array(name string) ([]string, bool) {
 	a, ok1 := p.q[name]
 	b, ok2 := p.q[name+"[]"]
 	return append(append([]string(nil), a...), b...), ok1 || ok2
 }
 
 // number parses a finite number parameter.
-func (p params) number(name string) (float64, bool, error) {
+func (p queryParams) number(name string) (float64, bool, error) {
 	s, ok, err := p.scalar(name)
 	if err != nil || !ok {
 		return 0, false, err
@@ -73,7 +72,7 @@ func (p params) number(name string) (float64, bool, error) {
 }
 
 // boolean parses a boolean parameter ("true", "false", "1", "0").
-func (p params) boolean(name string) (bool, bool, error) {
+func (p queryParams) boolean(name string) (bool, bool, error) {
 	s, ok, err := p.scalar(name)
 	if err != nil || !ok {
 		return false, false, err
@@ -86,7 +85,7 @@ func (p params) boolean(name string) (bool, bool, error) {
 }
 
 // integer parses an integer parameter of at least min.
-func (p params) integer(name string, min int) (int, bool, error) {
+func (p queryParams) integer(name string, min int) (int, bool, error) {
 	s, ok, err := p.scalar(name)
 	if err != nil || !ok {
 		return 0, false, err
@@ -99,7 +98,7 @@ func (p params) integer(name string, min int) (int, bool, error) {
 }
 
 // state parses state=default|trashed|all.
-func (p params) state() (string, error) {
+func (p queryParams) state() (string, error) {
 	s, ok, err := p.scalar("state")
 	if err != nil || !ok {
 		return "default", err
@@ -131,7 +130,7 @@ type eventQuery struct {
 const defaultEventLimit = 20
 
 func parseEventQuery(q url.Values) (*eventQuery, error) {
-	p, err := newParams(q,
+	p, err := newQueryParams(q,
 		[]string{"fromTime", "toTime", "state", "modifiedSince", "includeDeletions", "sortAscending", "skip", "limit"},
 		[]string{"onlyFolders", "tags"})
 	if err != nil {
@@ -269,11 +268,11 @@ func (fx *folderIndex) upward(id string, pred func(model.FolderFacts) bool) bool
 	return false
 }
 
-func isTrashed(f model.FolderFacts) bool { return f.Trashed }
-func isHidden(f model.FolderFacts) bool  { return f.Hidden }
+func folderTrashed(f model.FolderFacts) bool { return f.Trashed }
+func folderHidden(f model.FolderFacts) bool  { return f.Hidden }
 
 // trashed reports whether the folder or an ancestor is trashed.
-func (fx *folderIndex) trashed(id string) bool { return fx.upward(id, isTrashed) }
+func (fx *folderIndex) trashed(id string) bool { return fx.upward(id, folderTrashed) }
 
 // subtree returns the folder and its descendants, deepest first (so a
 // removal can go leaf to root and every check still sees the parents).

@@ -62,7 +62,9 @@ func formJSON(r *http.Request) (string, bool) {
 // dispatch routes /{username}/… by hand: path words like "admin" and
 // channel ids share positions, which http.ServeMux patterns cannot tell apart.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
-	path := strings.Trim(r.URL.Path, "/")
+	// Split the escaped path, then unescape each segment once: an id or an
+	// attachment key may contain "%" or an escaped "/".
+	path := strings.Trim(r.URL.EscapedPath(), "/")
 	if path == "" {
 		http.Redirect(w, r, "/app/", http.StatusFound)
 		return
