@@ -175,6 +175,10 @@ func keepFileRefs(tx *store.Tx, event string, before, after crdt.Doc) ([]string,
 	old, cur := fileDigests(before), fileDigests(after)
 	for d := range cur {
 		if !old[d] {
+			// A replica uploads content before the push that names it.
+			if !tx.Store().HasFile(tx.User(), d) {
+				return nil, model.Errorf(model.ErrUnknownAttachment, "no content with digest %s was uploaded", d)
+			}
 			tx.AddRef(d, event)
 		}
 	}

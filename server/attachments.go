@@ -160,6 +160,7 @@ func (s *Server) discardUploads(user string, ups []filePart) {
 	if len(ups) == 0 {
 		return
 	}
+	s.releaseUploads(user, ups)
 	var orphans []string
 	err := s.commit(s.baseCtx, user, func(tx *store.Tx) error {
 		orphans = orphans[:0]
@@ -178,6 +179,14 @@ func (s *Server) discardUploads(user string, ups []filePart) {
 	})
 	if err == nil {
 		s.removeContent(user, orphans)
+	}
+}
+
+// releaseUploads ends the protection of uploads against removal (their
+// references are committed, or the request failed).
+func (s *Server) releaseUploads(user string, ups []filePart) {
+	for _, u := range ups {
+		s.st.ReleaseFile(user, u.att.Digest)
 	}
 }
 
@@ -221,6 +230,7 @@ func (s *Server) createEventWithFiles(c *call, cid string) {
 		s.fail(c.w, c.r, err)
 		return
 	}
+	s.releaseUploads(c.user, ups)
 	writeJSON(c.w, http.StatusCreated, createdAnswer(ch.ID, out))
 }
 
@@ -266,6 +276,7 @@ func (s *Server) addAttachments(c *call, cid, eid string) {
 		s.fail(c.w, c.r, eventPathErr(err))
 		return
 	}
+	s.releaseUploads(c.user, ups)
 	s.answerItem(c, model.KindEvent, eid)
 }
 

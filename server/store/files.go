@@ -9,6 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
+)
+
+// filesMu serialises keeping and removing content; pending counts uploads
+// whose reference is not committed yet (see SaveFile and RemoveFile).
+var (
+	filesMu sync.Mutex
+	pending = map[string]int{}
 )
 
 var digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -50,12 +58,16 @@ func (s *Store) SaveFile(user string, r io.Reader, limit int64) (digest string, 
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return "", 0, err
 	}
-	if _, err := os.Stat(dst); err == nil {
-		return digest, n, nil
+	filesMu.Lock()
+	defer filesMu.Unlock()
+	if _, err := os.Stat(dst); err != nil {
+		if err := os.Rename(tmp.Name(), dst); err != nil {
+			return "", 0, fmt.Errorf("store: keep upload: %w", err)
+		}
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", 0, fmt.Errorf("store: keep upload: %w", err)
-	}
+	// Until the caller has committed the reference (or given up), a
+	// removal racing with this upload leaves the content alone.
+	pending[user+"/"+digest]++
 	return digest, n, nil
 }
 
@@ -95,9 +107,37 @@ func (t *Tx) DropRef(digest, event string) (bool, error) {
 	return left, err
 }
 
-// RemoveFile deletes unreferenced content.
+// ReleaseFile ends the protection SaveFile gave to an upload, once the
+// request that made it has committed its reference or failed.
+func (s *Store) ReleaseFile(user, digest string) {
+	filesMu.Lock()
+	defer filesMu.Unlock()
+	k := user + "/" + digest
+	if pending[k]--; pending[k] <= 0 {
+		delete(pending, k)
+	}
+}
+
+// RemoveFile deletes content that no event references any more. It checks
+// the references again at removal time, and leaves content that an upload
+// in flight is about to reference.
 func (s *Store) RemoveFile(user, digest string) {
-	if ValidDigest(digest) {
+	if !ValidDigest(digest) {
+		return
+	}
+	filesMu.Lock()
+	defer filesMu.Unlock()
+	if pending[user+"/"+digest] > 0 {
+		return
+	}
+	referenced := false
+	_ = s.View(user, func(tx *Tx) error {
+		return tx.scan(keyUser(user)+"ref/"+digest+"/", true, func(string, []byte) (bool, error) {
+			referenced = true
+			return false, nil
+		})
+	})
+	if !referenced {
 		os.Remove(s.FilePath(user, digest))
 	}
 }
