@@ -79,6 +79,7 @@ type syncSession struct {
 	sentCaughtUp bool   // a caughtUp batch was sent since the last push
 	poke         chan struct{}
 
+	outcome   string // how the session ended, for its log line
 	acks      chan struct{}
 	itemsOut  int
 	itemsIn   int
@@ -94,6 +95,11 @@ func (ss *syncSession) send(ctx context.Context, m *syncproto.Message) error {
 }
 
 func (ss *syncSession) closeWith(code int, id, msg string) {
+	ss.mu.Lock()
+	if ss.outcome == "" {
+		ss.outcome = msg
+	}
+	ss.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = ss.send(ctx, &syncproto.Message{T: syncproto.TypeError, Error: &syncproto.Error{Code: code, ID: id, Message: msg}})
@@ -106,8 +112,8 @@ func (ss *syncSession) run() {
 	ss.cancel = cancel
 	defer cancel()
 	defer func() {
-		ss.log.Info("sync session", "replica", ss.replica, "duration", time.Since(ss.startedAt),
-			"items_in", ss.itemsIn, "items_out", ss.itemsOut)
+		ss.log.Info("sync session", "duration", time.Since(ss.startedAt),
+			"items_in", ss.itemsIn, "items_out", ss.itemsOut, "outcome", ss.outcome)
 	}()
 	// Hello.
 	hctx, hcancel := context.WithTimeout(ctx, ss.s.cfg.PeerTimeout)
@@ -150,6 +156,11 @@ func (ss *syncSession) run() {
 	go func() { defer wg.Done(); defer cancel(); ss.feedLoop(ctx) }()
 	go func() { defer wg.Done(); defer cancel(); ss.keepAlive(ctx) }()
 	<-ctx.Done()
+	ss.mu.Lock()
+	if ss.outcome == "" {
+		ss.outcome = "closed"
+	}
+	ss.mu.Unlock()
 	if ss.s.baseCtx.Err() != nil {
 		ss.conn.Close(websocket.StatusGoingAway, "server shutting down")
 	}

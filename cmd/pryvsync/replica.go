@@ -7,9 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"golang.org/x/term"
 
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/replica"
@@ -150,7 +154,9 @@ func replicaSync(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return withReplica(*dir, func(r *replica.Replica) error {
+		stop := showSyncProgress(r, stderr)
 		res, err := r.Sync(ctx)
+		stop(res.Applied)
 		if err != nil {
 			return err
 		}
@@ -652,4 +658,47 @@ func foldersDelete(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return withReplica(*dir, func(r *replica.Replica) error { return r.DeleteFolder(fs.Arg(0)) })
+}
+
+// showSyncProgress prints a live count of the items a round applies when
+// stderr is a terminal (a long initial sync), and nothing otherwise. The
+// returned function ends the display with the round's exact count.
+func showSyncProgress(r *replica.Replica, stderr io.Writer) func(applied int) {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return func(int) {}
+	}
+	changes := r.Subscribe()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		n := 0
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case c, ok := <-changes:
+				if !ok {
+					return
+				}
+				if c.Source == "server" {
+					n++
+				}
+			case <-tick.C:
+				if n > 0 {
+					fmt.Fprintf(stderr, "\rsyncing: %d items applied", n)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func(applied int) {
+		close(done)
+		<-finished
+		if applied > 0 {
+			fmt.Fprintf(stderr, "\rsyncing: %d items applied\n", applied)
+		}
+	}
 }
