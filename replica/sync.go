@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -85,18 +86,19 @@ func wsURL(server, username string) (string, error) {
 }
 
 type sessionState struct {
-	r        *Replica
-	conn     *websocket.Conn
-	res      *RoundResult
-	live     bool
-	epoch    string
-	key      []byte
-	cursor   syncproto.Cursor
-	welcomed bool
-	pushing  []uint64 // rseqs of the push in flight
-	pushedTo uint64   // highest rseq pushed this session
-	caughtUp bool
-	maxSeq   uint64 // highest seq acknowledged this session
+	r         *Replica
+	conn      *websocket.Conn
+	res       *RoundResult
+	live      bool
+	epoch     string
+	key       []byte
+	cursor    syncproto.Cursor
+	welcomed  bool
+	pushing   []uint64 // rseqs of the push in flight
+	uploading string   // digest whose upload awaits the server's answer
+	pushedTo  uint64   // highest rseq pushed this session
+	caughtUp  bool
+	maxSeq    uint64 // highest seq acknowledged this session
 }
 
 // session runs one connection. Without live it returns once the round is
@@ -248,7 +250,10 @@ func (r *Replica) revoked() error {
 func (r *Replica) Purge() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.deletePrefixes(prefixBase, prefixBlind, prefixOutbox, prefixRej); err != nil {
+	if err := r.deletePrefixes(prefixBase, prefixBlind, prefixOutbox, prefixRej, prefixUploaded); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(r.filesDir()); err != nil {
 		return err
 	}
 	if err := r.db.Update(func(txn *badger.Txn) error {
@@ -351,7 +356,15 @@ func (s *sessionState) handle(ctx context.Context, m *syncproto.Message) error {
 	case syncproto.TypeError:
 		return fmt.Errorf("replica: server error %s: %s", m.Error.ID, m.Error.Message)
 	case syncproto.TypeAttachmentData:
-		return nil // no attachment transfer in flight in this version
+		d := m.AttachmentData
+		if d.Digest != s.uploading || !d.EOF {
+			return nil
+		}
+		s.uploading = ""
+		if err := s.r.markUploaded(d.Digest); err != nil {
+			return err
+		}
+		return s.pushNext(ctx)
 	}
 	return fmt.Errorf("replica: unexpected message %q", m.T)
 }
@@ -528,7 +541,7 @@ func (s *sessionState) scope(perms []model.Permission, version int64) error {
 // pushNext sends the next batch of pending changes, if any and none is in
 // flight.
 func (s *sessionState) pushNext(ctx context.Context) error {
-	if s.pushing != nil {
+	if s.pushing != nil || s.uploading != "" {
 		return nil
 	}
 	var changes []syncproto.Change
@@ -552,6 +565,13 @@ func (s *sessionState) pushNext(ctx context.Context) error {
 	})
 	if err != nil || len(changes) == 0 {
 		return err
+	}
+	// Content first: a change naming an attachment is pushed only once the
+	// server holds its content.
+	if ups, err := s.r.pendingUploads(changes); err != nil {
+		return err
+	} else if len(ups) > 0 {
+		return s.upload(ctx, ups[0])
 	}
 	s.pushing = make([]uint64, len(changes))
 	for i, c := range changes {

@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"mime"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,7 +65,10 @@ func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return usageError{fmt.Sprintf("unknown command %q\n%s", "replica "+sub, replicaUsage)}
 	case "attachment":
-		return errors.New("replica attachment: attachments are not supported by this replica yet")
+		if len(rest) == 0 || rest[0] != "get" {
+			return usageError{"usage: pryvsync replica attachment get --dir DIR --out FILE EVENT_ID KEY"}
+		}
+		return attachmentGet(ctx, rest[1:], stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, replicaUsage)
 		return nil
@@ -309,8 +313,10 @@ func eventsAdd(args []string, stdout, stderr io.Writer) error {
 	if !ok {
 		return usageError{"replica events add: --type must be class/format"}
 	}
-	if len(attach) > 0 {
-		return errors.New("replica events add: --attach is not supported by this replica yet")
+	for _, path := range attach {
+		if st, err := os.Stat(path); err != nil || st.IsDir() {
+			return fmt.Errorf("replica events add: --attach %s: not a readable file", path)
+		}
 	}
 	set := setFlags(fs)
 	b := map[string]json.RawMessage{
@@ -347,6 +353,11 @@ func eventsAdd(args []string, stdout, stderr io.Writer) error {
 		id, err := r.CreateEvent(b)
 		if err != nil {
 			return err
+		}
+		for _, path := range attach {
+			if err := attachFile(r, id, path); err != nil {
+				return fmt.Errorf("replica events add: event %s created, but attaching %s failed: %w", id, path, err)
+			}
 		}
 		if *asJSON {
 			return printJSON(stdout, map[string]string{"id": id})
@@ -701,4 +712,46 @@ func showSyncProgress(r *replica.Replica, stderr io.Writer) func(applied int) {
 			fmt.Fprintf(stderr, "\rsyncing: %d items applied\n", applied)
 		}
 	}
+}
+
+// attachFile attaches a file under its base name as key (SPEC §7).
+func attachFile(r *replica.Replica, eventID, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	name := filepath.Base(path)
+	_, err = r.AddAttachment(eventID, name, name, mime.TypeByExtension(filepath.Ext(name)), f)
+	return err
+}
+
+// attachmentGet writes an attachment's content to --out, downloading it
+// from the server when the replica does not hold it yet.
+func attachmentGet(ctx context.Context, args []string, stderr io.Writer) error {
+	fs, dir := replicaFlags("attachment get", stderr)
+	out := fs.String("out", "", "file to write")
+	if err := parseReplica(fs, dir, args, 2); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usageError{"replica attachment get: --out is required"}
+	}
+	eventID, key := fs.Arg(0), fs.Arg(1)
+	return withReplica(*dir, func(r *replica.Replica) error {
+		rc, _, err := r.OpenAttachment(ctx, eventID, key)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, rc); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	})
 }
