@@ -69,7 +69,9 @@ func (e *e2e) open(token string) *replica.Replica {
 
 func mustSync(t *testing.T, r *replica.Replica) replica.RoundResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// Generous: a round of the 50k-event test under -race on a loaded
+	// 2-core machine takes tens of seconds.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := r.Sync(ctx)
 	if err != nil {
