@@ -112,6 +112,7 @@ func (s *Server) createChannel(c *call) {
 		s.fail(c.w, c.r, err)
 		return
 	}
+	dropNulls(body, "id", "clientData", "enforceNoEventsOverlap", "trashed")
 	p, err := model.ParsePatch(model.KindChannel, body, true, nil)
 	if err != nil {
 		s.fail(c.w, c.r, err)

@@ -277,11 +277,7 @@ func (s *Server) newEventChange(cid string, body map[string]json.RawMessage, run
 		}
 	}
 	// Explicit null for an optional field means "absent" on create.
-	for _, k := range []string{"time", "clientData"} {
-		if raw, ok := body[k]; ok && isJSONNull(raw) {
-			delete(body, k)
-		}
-	}
+	dropNulls(body, "time", "clientData", "trashed")
 	if running {
 		delete(body, "duration")
 	}
@@ -300,6 +296,16 @@ func (s *Server) newEventChange(cid string, body map[string]json.RawMessage, run
 		id = model.NewID()
 	}
 	return s.patchChange(model.KindEvent, id, p, crdt.Doc{}, true), nil
+}
+
+// dropNulls removes the keys whose value is an explicit null: on create, a
+// null optional field means "absent" (its default applies).
+func dropNulls(body map[string]json.RawMessage, keys ...string) {
+	for _, k := range keys {
+		if raw, ok := body[k]; ok && isJSONNull(raw) {
+			delete(body, k)
+		}
+	}
 }
 
 // created is the answer to an event creation.

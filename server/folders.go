@@ -158,6 +158,7 @@ func (s *Server) createFolder(c *call, cid string) {
 			return
 		}
 	}
+	dropNulls(body, "clientData", "hidden", "trashed")
 	p, err := model.ParsePatch(model.KindFolder, body, true, nil)
 	if err != nil {
 		s.fail(c.w, c.r, err)

@@ -1,11 +1,10 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/webapp"
@@ -34,8 +33,9 @@ func (s *Server) routes() http.Handler {
 		}
 		writeJSON(w, 200, map[string]string{"status": "ready"})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", s.MetricsHandler())
 	mux.HandleFunc("POST /system/users", s.handleCreateUser)
+	mux.HandleFunc("GET /system/backup", s.handleBackup)
 	mux.HandleFunc("/system/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.ErrUnknownUser, "no such system call"))
 	})
@@ -82,7 +82,12 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	c := &call{w: w, r: r, user: username, method: r.Method, parts: segs[1:]}
 	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-		if err := r.ParseForm(); err == nil {
+		err := r.ParseForm()
+		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+			writeError(w, model.Errorf(model.ErrPayloadTooLarge, "the body is over %d bytes", s.cfg.MaxBodyBytes))
+			return
+		}
+		if err == nil {
 			if m := strings.ToUpper(r.PostForm.Get("_method")); m == "PUT" || m == "DELETE" {
 				c.method = m
 			}
@@ -96,6 +101,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.ErrUnknownUser, "unknown user %q", segs[0]))
 		return
 	}
+	defer noteCaller(c) // the request log line's user and access (ops.go)
 	p := c.parts
 	// Administration: session or personal token.
 	if p[0] == "admin" {

@@ -41,6 +41,9 @@ type Config struct {
 	SessionTTL time.Duration
 	// TombstoneHorizon is how long deletions are kept for replicas. Default 180 days.
 	TombstoneHorizon time.Duration
+	// CompactEvery is how often compaction runs (tombstones and exit markers
+	// past the horizon, then value-log GC). Default 1 h; negative: never.
+	CompactEvery time.Duration
 	// PingInterval and PeerTimeout for websockets. Defaults 30 s and 90 s.
 	PingInterval time.Duration
 	PeerTimeout  time.Duration
@@ -57,7 +60,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxBodyBytes: 10 << 20, MaxAttachmentBytes: 100 << 20, MaxFrameBytes: 4 << 20,
 		MaxConnsPerUser: 500, LoginFailuresPerUser: 5, LoginFailuresPerAddr: 50,
-		SessionTTL: 14 * 24 * time.Hour, TombstoneHorizon: 180 * 24 * time.Hour,
+		SessionTTL: 14 * 24 * time.Hour, TombstoneHorizon: 180 * 24 * time.Hour, CompactEvery: time.Hour,
 		PingInterval: 30 * time.Second, PeerTimeout: 90 * time.Second, PasswordCost: 10,
 	}
 }
@@ -87,6 +90,9 @@ func (c *Config) fill() {
 	}
 	if c.TombstoneHorizon <= 0 {
 		c.TombstoneHorizon = d.TombstoneHorizon
+	}
+	if c.CompactEvery == 0 {
+		c.CompactEvery = d.CompactEvery
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = d.PingInterval
@@ -121,6 +127,8 @@ type Server struct {
 
 	lastUsedMu sync.Mutex
 	lastUsed   map[string]float64
+
+	ops opsState // operations (ops.go)
 }
 
 // New returns a server over st. The store's OnCommit must call
@@ -142,11 +150,15 @@ func New(cfg Config, st *store.Store, hub *Hub) *Server {
 func Open(cfg Config, dir string) (*Server, error) {
 	cfg.fill()
 	hub := NewHub()
-	st, err := store.Open(store.Options{Dir: dir, SyncWrites: dir != "", Logger: cfg.Logger.Named("store"), Now: cfg.Now, OnCommit: hub.Publish})
+	commits := newCommitClock(hub)
+	st, err := store.Open(store.Options{Dir: dir, SyncWrites: dir != "", Logger: cfg.Logger.Named("store"), Now: cfg.Now, OnCommit: commits.onCommit})
 	if err != nil {
 		return nil, err
 	}
-	return New(cfg, st, hub), nil
+	s := New(cfg, st, hub)
+	s.ops.commits = commits
+	s.startMaintenance()
+	return s, nil
 }
 
 // Store returns the server's store.
@@ -164,6 +176,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("API-Version", APIVersion)
 	w.Header().Set("Server-Time", strconv.FormatFloat(s.now(), 'f', 3, 64))
 	start := time.Now()
+	r, info := withReqInfo(r)
 	rw := &statusWriter{ResponseWriter: w, status: 200}
 	defer func() {
 		if p := recover(); p != nil {
@@ -174,8 +187,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.log.Error("handler panicked", "request_id", id, "path", redactPath(r.URL.Path), "panic", fmt.Sprint(p))
 			writeError(rw, model.Errorf(model.ErrUnexpected, "unexpected error (request id %s)", id).WithData(map[string]any{"requestId": id}))
 		}
-		s.log.Debug("request", "method", r.Method, "path", redactPath(r.URL.Path), "status", rw.status,
-			"duration", time.Since(start))
+		user, access := info.fields()
+		s.log.Info("request", "method", r.Method, "path", redactPath(r.URL.Path), "status", rw.status,
+			"user", user, "access", access, "outcome", outcome(rw.status, rw.errID), "duration", time.Since(start))
 		requestsTotal.WithLabelValues(routeLabel(r.URL.Path), strconv.Itoa(rw.status)).Inc()
 	}()
 	s.mux.ServeHTTP(rw, r)
@@ -184,6 +198,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	errID  string // the API error answered, for the log line
 }
 
 func (w *statusWriter) WriteHeader(code int)        { w.status = code; w.ResponseWriter.WriteHeader(code) }
@@ -209,6 +224,11 @@ func (s *Server) now() float64 { return float64(s.cfg.Now().UnixMicro()) / 1e6 }
 
 // writeJSON answers status with v as JSON.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	if e, ok := v.(*model.Error); ok {
+		if sw, ok := w.(*statusWriter); ok {
+			sw.errID = e.ID
+		}
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)

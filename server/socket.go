@@ -27,19 +27,41 @@ func (s *Server) handleSocket(c *call) {
 		s.fail(c.w, c.r, err)
 		return
 	}
-	if s.hub.Count(c.user) >= s.cfg.MaxConnsPerUser {
-		s.fail(c.w, c.r, model.Errorf(model.ErrTooManyRequests, "too many connections for this user"))
+	// Subscribe before the upgrade answers: a client that opens its socket
+	// and then reads the current state must hear of every change committed
+	// after that read. Then read the access again, so a revocation between
+	// the check above and the subscription is not missed either. The
+	// subscription is also the connection's slot (admit, sync.go).
+	sub, err := s.admit(c.user)
+	if err != nil {
+		s.fail(c.w, c.r, err)
 		return
 	}
+	defer s.hub.Unsubscribe(sub)
+	var cur *model.Access
+	err = s.st.View(c.user, func(tx *store.Tx) error {
+		var err error
+		cur, _, err = loadAccess(tx, a.ID)
+		return err
+	})
+	if err != nil {
+		s.fail(c.w, c.r, err)
+		return
+	}
+	if cur == nil || cur.Expired(s.now()) {
+		s.fail(c.w, c.r, errBadToken())
+		return
+	}
+	a = cur
+	// Counted before the upgrade hijacks the connection: from then on only
+	// this WaitGroup tells Close that the handler still runs.
+	s.wg.Add(1)
+	defer s.wg.Done()
 	conn, err := websocket.Accept(c.w, c.r, nil)
 	if err != nil {
 		return
 	}
 	defer conn.CloseNow()
-	s.wg.Add(1)
-	defer s.wg.Done()
-	sub := s.hub.Subscribe(c.user)
-	defer s.hub.Unsubscribe(sub)
 	connections.WithLabelValues("socket").Inc()
 	defer connections.WithLabelValues("socket").Dec()
 	ctx := conn.CloseRead(s.baseCtx)
@@ -99,7 +121,9 @@ func (s *Server) handleSocket(c *call) {
 			var f notification
 			switch n.Kind {
 			case model.KindChannel:
-				if n.Channel != "" {
+				// Each channel change comes with a notice naming the
+				// channel: only a token that sees it is told (SPEC §3.4).
+				if n.Channel == "" || !actor.Scope.SeesChannel(n.Channel) {
 					continue
 				}
 				f = notification{Type: "channelsChanged"}
@@ -110,10 +134,6 @@ func (s *Server) handleSocket(c *call) {
 			}
 			if f.ChannelID != "" && !actor.Scope.SeesChannel(f.ChannelID) || sent[f] {
 				continue
-			}
-			if f.Type == "channelsChanged" && !actor.Scope.IsPersonal() {
-				// Only channels in scope matter, but the notice does not
-				// say which: tell every token, it reveals no id.
 			}
 			sent[f] = true
 			b, _ := json.Marshal(f)

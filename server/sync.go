@@ -25,10 +25,16 @@ func (s *Server) handleSync(c *call) {
 		s.fail(c.w, c.r, err)
 		return
 	}
-	if s.hub.Count(c.user) >= s.cfg.MaxConnsPerUser {
-		s.fail(c.w, c.r, model.Errorf(model.ErrTooManyRequests, "too many connections for this user"))
+	sub, err := s.admit(c.user)
+	if err != nil {
+		s.fail(c.w, c.r, err)
 		return
 	}
+	defer s.hub.Unsubscribe(sub)
+	// Counted before the handshake, so Close never waits on a zero count
+	// while a session is starting.
+	s.wg.Add(1)
+	defer s.wg.Done()
 	conn, err := websocket.Accept(c.w, c.r, &websocket.AcceptOptions{Subprotocols: []string{syncproto.Subprotocol}})
 	if err != nil {
 		return
@@ -39,18 +45,31 @@ func (s *Server) handleSync(c *call) {
 		return
 	}
 	conn.SetReadLimit(s.cfg.MaxFrameBytes)
-	s.wg.Add(1)
-	defer s.wg.Done()
 	ss := &syncSession{
 		s: s, conn: conn, user: c.user, access: a, actor: actorOf(a),
 		log:  s.log.Named("sync").With("user", c.user, "access", a.ID),
 		acks: make(chan struct{}, 64), poke: make(chan struct{}, 1),
 	}
-	ss.sub = s.hub.Subscribe(c.user)
-	defer s.hub.Unsubscribe(ss.sub)
+	ss.sub = sub
 	connections.WithLabelValues("sync").Inc()
 	defer connections.WithLabelValues("sync").Dec()
 	ss.run()
+}
+
+// admitMu makes checking a user's connection count and taking a slot one
+// step, so concurrent upgrades cannot all pass the check.
+var admitMu sync.Mutex
+
+// admit takes one of the user's connection slots (SPEC §7: beyond the limit,
+// 429 at the upgrade) by subscribing to the user's changes; the caller
+// unsubscribes when the connection ends.
+func (s *Server) admit(user string) (*Sub, error) {
+	admitMu.Lock()
+	defer admitMu.Unlock()
+	if s.hub.Count(user) >= s.cfg.MaxConnsPerUser {
+		return nil, model.Errorf(model.ErrTooManyRequests, "too many connections for this user")
+	}
+	return s.hub.Subscribe(user), nil
 }
 
 // syncSession is one replica connection. The reader goroutine handles pushes,
@@ -280,16 +299,37 @@ func (ss *syncSession) readLoop(ctx context.Context) {
 	}
 }
 
+var (
+	errPushRevoked = errors.New("sync: push refused, access revoked")
+	errPushExpired = errors.New("sync: push refused, access expired")
+)
+
 // push applies a replica's changes in order, in one committer request; each
 // change is checked against the state left by the earlier ones.
 func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 	start := time.Now()
 	ss.mu.Lock()
-	actor := ss.actor
+	actor, current := ss.actor, ss.access
 	ss.mu.Unlock()
 	results := make([]syncproto.Result, 0, len(p.Changes))
 	err := ss.s.commit(ctx, ss.user, func(tx *store.Tx) error {
 		results = results[:0]
+		// The rights as they stand in this transaction: a push is never
+		// applied with an access revoked, expired or narrowed since the
+		// session last looked (its feed may be waiting for acks).
+		a, _, err := loadAccess(tx, current.ID)
+		if err != nil {
+			return err
+		}
+		actor := actor
+		switch {
+		case a == nil:
+			return errPushRevoked
+		case a.Expired(ss.s.now()):
+			return errPushExpired
+		case a.Version != current.Version:
+			actor = actorOf(a)
+		}
 		hw, err := tx.HighWater(ss.replica)
 		if err != nil {
 			return err
@@ -315,7 +355,14 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 		}
 		return tx.PruneResults(ss.replica, 0, 1000)
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, errPushRevoked):
+		ss.closeWith(syncproto.CloseRevoked, model.ErrInvalidAccessToken, "access revoked")
+		return err
+	case errors.Is(err, errPushExpired):
+		ss.closeWith(syncproto.CloseBadToken, model.ErrInvalidAccessToken, "access expired")
+		return err
+	case err != nil:
 		return err
 	}
 	ss.mu.Lock()
@@ -443,6 +490,12 @@ func (ss *syncSession) feedLoop(ctx context.Context) {
 				return
 			}
 		}
+		if ss.belowFloor() {
+			// Compaction removed tombstones this session has not sent yet:
+			// the replica must reconnect and be told to reset.
+			ss.closeWith(int(websocket.StatusGoingAway), "cursor-reset", "the cursor passed the tombstone horizon; reconnect")
+			return
+		}
 		more, err := ss.sendBatch(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -497,10 +550,20 @@ func (ss *syncSession) waitFlight(ctx context.Context) bool {
 		if f < syncproto.MaxInFlight {
 			return true
 		}
+		// A replica that stops acking still learns at once that its
+		// access was revoked, expired or changed.
 		select {
 		case <-ctx.Done():
 			return false
 		case <-ss.acks:
+		case <-ss.sub.Wake():
+			if _, _, accesses := ss.sub.Take(); len(accesses) > 0 && !ss.recheckAccess(ctx) {
+				return false
+			}
+		case <-ss.expiryTimer():
+			if !ss.recheckAccess(ctx) {
+				return false
+			}
 		}
 	}
 }
@@ -653,6 +716,7 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 	if err := ss.send(ctx, &syncproto.Message{T: syncproto.TypeChanges, Changes: &batch}); err != nil {
 		return false, err
 	}
+	ss.s.FeedSent(ss.user, prev, cursor)
 	n := len(batch.Items) + len(batch.Removals)
 	ss.itemsOut += n
 	syncItemsOut.Add(float64(n))
@@ -791,4 +855,13 @@ func toRaw(m map[string][]byte) map[string]json.RawMessage {
 		out[k] = v
 	}
 	return out
+}
+
+// belowFloor reports whether the session's position is older than the
+// user's compaction floor (initial downloads have nothing to lose).
+func (ss *syncSession) belowFloor() bool {
+	ss.mu.Lock()
+	initial, cursor := ss.initial, ss.cursor
+	ss.mu.Unlock()
+	return !initial && cursor < ss.s.st.Floor(ss.user)
 }

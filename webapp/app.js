@@ -111,7 +111,7 @@ function showRevoked() {
   const box = h('section', { id: 'revoked-message', class: 'panel notice', role: 'alert', tabindex: '-1' },
     h('h1', { text: 'Access ended' }),
     h('p', { class: 'lead', text: REVOKED_TEXT }),
-    h('p', { class: 'muted', text: 'Ask the person who shared it with you for a new link.' }));
+    h('p', { class: 'muted', text: 'Ask the person who shared it with you for a new link. If you pasted it, check that it is complete.' }));
   main.append(box);
   box.focus();
   if (loadSession()) setNav(h('a', { href: '#/owner', class: 'button secondary', text: 'Your account' }));

@@ -38,6 +38,7 @@ export class SharingView {
     this.channels = [];
     this.folderCache = new Map(); // channelId -> Promise<indexFolders>
     this.shares = [];
+    this.notice = null; // {text, shares}: said with that list of shares
     this.destroyed = false;
     this.seq = 0;
     this.el = this.build();
@@ -82,7 +83,7 @@ export class SharingView {
     field('Name (optional)', this.sName, 'Shown in your list of shares.'),
     h('div', { class: 'row' }, this.sSubmit));
 
-    this.listStatus = h('p', { class: 'status', role: 'status', id: 'shares-status' });
+    this.listStatus = h('p', { class: 'status', role: 'status', id: 'shares-status', tabindex: '-1' });
     this.listEl = h('ul', { id: 'shares-list', class: 'cards' });
 
     return h('div', { class: 'sharing' },
@@ -272,9 +273,11 @@ export class SharingView {
       try { idx.set(cid, await this.folders(cid)); } catch { /* names fall back to ids */ }
     }));
     if (this.destroyed || shares !== this.shares) return;
-    this.listStatus.textContent = shares.length
+    const count = shares.length
       ? `${shares.length} share${shares.length === 1 ? '' : 's'}.`
       : 'You have not shared anything yet.';
+    const notice = this.notice && this.notice.shares === shares ? `${this.notice.text} ` : '';
+    this.listStatus.textContent = notice + count;
     replaceChildren(this.listEl, shares.map((a) => this.renderShare(a, idx)));
   }
 
@@ -340,14 +343,18 @@ export class SharingView {
     button.disabled = true;
     try {
       await this.api.del(path('accesses', a.token));
-      this.listStatus.textContent = `Share “${a.name || a.token}” revoked. Its link no longer works.`;
       const shown = this.result.querySelector('#share-link');
       if (shown && shown.dataset.token === a.token) {
         this.result.hidden = true;
         this.result.replaceChildren();
       }
       await this.loadShares();
-      this.listStatus.focus?.();
+      // Drawing the list rewrites the status line: the notice goes with this
+      // list, until the next reload of the shares.
+      this.notice = { text: `Share “${a.name || a.token}” revoked. Its link no longer works.`, shares: this.shares };
+      await this.renderShares();
+      // The focused Revoke button is gone: keep the keyboard user in the list.
+      if (!this.destroyed && !this.el.contains(document.activeElement)) this.listStatus.focus({ preventScroll: true });
     } catch (e) {
       button.disabled = false;
       this.fail(e);

@@ -302,6 +302,10 @@ export class DataView {
       this.nValue.value = '';
       this.nDescription.value = '';
       this.nFile.value = '';
+      // Tags do not carry over to the next note, except the one a
+      // tag-restricted access needs.
+      const req = requiredTags(this.info, cid);
+      this.nTags.value = req ? req[0] : '';
       this.timelineStatus.textContent = 'Note added.';
       await this.loadEvents();
     } catch (e) {

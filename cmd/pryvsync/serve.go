@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pryvsync/pryvsync/server"
+	"github.com/pryvsync/pryvsync/syncproto"
 )
 
 // newFlags returns a flag set whose flags also read PRYVSYNC_<FLAG> from the
@@ -48,13 +50,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	adminKey := fs.String("admin-key", "", "admin key for the system API (empty: system API off)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
+	cfg := server.DefaultConfig()
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest JSON request body, in bytes (413 payload-too-large)")
+	fs.Int64Var(&cfg.MaxAttachmentBytes, "max-attachment-bytes", cfg.MaxAttachmentBytes, "largest attachment, in bytes (413 payload-too-large)")
+	fs.Int64Var(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest sync frame, in bytes (close 1009)")
+	fs.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", cfg.MaxConnsPerUser, "websocket connections per user (429 too-many-requests)")
+	fs.IntVar(&cfg.LoginFailuresPerUser, "login-failures-per-user", cfg.LoginFailuresPerUser, "failed logins per user per minute before 429")
+	fs.IntVar(&cfg.LoginFailuresPerAddr, "login-failures-per-addr", cfg.LoginFailuresPerAddr, "failed logins per client address per minute before 429")
+	fs.DurationVar(&cfg.SessionTTL, "session-ttl", cfg.SessionTTL, "sliding lifetime of a login session")
+	fs.DurationVar(&cfg.TombstoneHorizon, "tombstone-horizon", cfg.TombstoneHorizon, "how long deletions are kept for replicas (older cursors reset)")
+	fs.DurationVar(&cfg.CompactEvery, "compact-every", cfg.CompactEvery, "how often compaction and value-log GC run (negative: never)")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
+	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM); with --tls-cert, serve HTTPS")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address instead of the API address")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return usageError{"--tls-cert and --tls-key go together"}
+	}
+	if err := checkLimits(cfg); err != nil {
 		return err
 	}
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name: "pryvsync", Level: hclog.LevelFromString(*logLevel), JSONFormat: *logFormat == "json", Output: stderr,
 	})
-	cfg := server.DefaultConfig()
 	cfg.AdminKey = *adminKey
 	cfg.Logger = logger
 	srv, err := server.Open(cfg, *data)
@@ -66,19 +86,72 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		srv.Close()
 		return err
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("listening", "addr", ln.Addr().String(), "data", *data)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	var handler http.Handler = srv
+	var ms *http.Server
+	errc := make(chan error, 2)
+	if *metricsListen != "" {
+		mln, err := net.Listen("tcp", *metricsListen)
+		if err != nil {
+			ln.Close()
+			srv.Close()
+			return err
+		}
+		handler = srv.WithoutMetrics()
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		ms = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		logger.Info("metrics listening", "addr", mln.Addr().String())
+		go func() { errc <- ms.Serve(mln) }()
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("listening", "addr", ln.Addr().String(), "data", *data, "tls", *tlsCert != "")
+	go func() {
+		if *tlsCert != "" {
+			errc <- hs.ServeTLS(ln, *tlsCert, *tlsKey)
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
+	var serveErr error
 	select {
-	case err := <-errc:
-		srv.Close()
-		return err
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = hs.Shutdown(sctx)
-	return srv.Close()
+	if ms != nil {
+		_ = ms.Shutdown(sctx)
+	}
+	if err := srv.Close(); serveErr == nil || errors.Is(serveErr, http.ErrServerClosed) {
+		return err
+	}
+	return serveErr
+}
+
+// minFrameBytes is the smallest usable sync frame limit: a replica's push
+// batch (up to half the protocol's frame size) plus framing.
+const minFrameBytes = syncproto.MaxFrameBytes/2 + 64<<10
+
+// checkLimits refuses limits that cannot work (zero or negative ones would
+// silently fall back to the defaults).
+func checkLimits(c server.Config) error {
+	for _, l := range []struct {
+		name string
+		v    int64
+	}{
+		{"--max-body-bytes", c.MaxBodyBytes}, {"--max-attachment-bytes", c.MaxAttachmentBytes},
+		{"--max-frame-bytes", c.MaxFrameBytes}, {"--max-conns-per-user", int64(c.MaxConnsPerUser)},
+		{"--login-failures-per-user", int64(c.LoginFailuresPerUser)}, {"--login-failures-per-addr", int64(c.LoginFailuresPerAddr)},
+		{"--session-ttl", int64(c.SessionTTL)}, {"--tombstone-horizon", int64(c.TombstoneHorizon)},
+	} {
+		if l.v <= 0 {
+			return usageError{fmt.Sprintf("%s must be positive", l.name)}
+		}
+	}
+	if c.MaxFrameBytes < minFrameBytes {
+		return usageError{fmt.Sprintf("--max-frame-bytes must be at least %d: replicas push batches of up to %d bytes", minFrameBytes, syncproto.MaxFrameBytes/2)}
+	}
+	return nil
 }
