@@ -16,6 +16,8 @@
 //	b/<kind>/<id>    base: the server's state of an item (msgpack crdt.Doc)
 //	x/<blind id>     "<kind>/<id>" for every base item: BlindID(key, kind, id) index
 //	o/<rseq BE>      a local change (msgpack entry): the outbox and the overlay
+//	i/<kind>/<id>/<rseq BE>  empty: the outbox by item, one key per o/ entry
+//	s/oindexed       marks a store whose every o/ entry has its i/ key
 //	r/<id>           a rejection or conflict (JSON Rejection)
 //
 // # Invariants
@@ -33,6 +35,11 @@
 //     one Badger transaction; the ack is sent after it commits.
 //   - Every b/ key has its x/ index entry computed with the stored key; a new
 //     key rebuilds the index.
+//   - Every o/ entry has its i/ key, written and deleted in the same
+//     transaction; local writes read only their item's (or kind's) entries.
+//   - Acknowledged entries precede pending ones in rseq order (pushes go in
+//     rseq order and a push is acknowledged whole), so trimming the overlay
+//     stops at the first pending entry.
 //   - Close code 4401/4403 (or HTTP 401 at upgrade) purges everything held
 //     through the token (b/, x/, o/, r/, cursor, perms); settings, replica id
 //     and clock stay.

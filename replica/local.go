@@ -30,14 +30,12 @@ func loadView(txn *badger.Txn, kind model.Kind) (view, error) {
 	if err != nil {
 		return nil, err
 	}
-	es, err := loadEntries(txn)
+	es, err := kindEntries(txn, kind)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range es {
-		if e.Kind == string(kind) {
-			v[e.ID] = crdt.Merge(v[e.ID], e.Delta)
-		}
+		v[e.ID] = crdt.Merge(v[e.ID], e.Delta)
 	}
 	return v, nil
 }
@@ -49,15 +47,13 @@ func loadItem(txn *badger.Txn, kind model.Kind, id string) (crdt.Doc, bool, erro
 	if err != nil {
 		return d, false, err
 	}
-	es, err := loadEntries(txn)
+	es, err := itemEntries(txn, kind, id)
 	if err != nil {
 		return d, false, err
 	}
 	for _, e := range es {
-		if e.Kind == string(kind) && e.ID == id {
-			d = crdt.Merge(d, e.Delta)
-			found = true
-		}
+		d = crdt.Merge(d, e.Delta)
+		found = true
 	}
 	return d, found, nil
 }
@@ -74,6 +70,45 @@ func (t tree) FolderParent(f string) (string, bool) {
 	d, ok := t.folders[f]
 	if !ok || !model.Exists(d) {
 		return "", t.lenient
+	}
+	return model.StringField(d, "parentId"), true
+}
+
+// folderReader answers folder ancestry as tree does (lenient), reading each
+// folder (base ⊔ overlay) when first asked: a write about one event reads
+// its folder and that folder's ancestors, not every folder. A read error is
+// kept in err.
+type folderReader struct {
+	txn  *badger.Txn
+	seen map[string]folderSeen
+	err  error
+}
+
+type folderSeen struct {
+	d     crdt.Doc
+	found bool
+}
+
+func newFolderReader(txn *badger.Txn) *folderReader {
+	return &folderReader{txn: txn, seen: map[string]folderSeen{}}
+}
+
+func (f *folderReader) get(id string) (crdt.Doc, bool) {
+	if s, ok := f.seen[id]; ok {
+		return s.d, s.found
+	}
+	d, found, err := loadItem(f.txn, model.KindFolder, id)
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+	f.seen[id] = folderSeen{d, found}
+	return d, found
+}
+
+func (f *folderReader) FolderParent(id string) (string, bool) {
+	d, ok := f.get(id)
+	if !ok || !model.Exists(d) {
+		return "", true
 	}
 	return model.StringField(d, "parentId"), true
 }
@@ -422,11 +457,12 @@ func (r *Replica) UpdateEvent(id string, u EventUpdate) error {
 func (r *Replica) DeleteEvent(id string) error {
 	return r.write(model.KindEvent, id, false, func(txn *badger.Txn, cur crdt.Doc, _ bool, sc model.Scope, known bool) (*model.Patch, bool, error) {
 		if known {
-			fs, err := loadView(txn, model.KindFolder)
-			if err != nil {
-				return nil, false, err
+			t := newFolderReader(txn)
+			lvl := sc.EventLevel(model.EventFactsOf(cur), t)
+			if t.err != nil {
+				return nil, false, t.err
 			}
-			if sc.EventLevel(model.EventFactsOf(cur), tree{fs, true}) < model.LevelContribute {
+			if lvl < model.LevelContribute {
 				return nil, false, forbidden("changing this event needs contribute rights")
 			}
 		}
@@ -435,15 +471,19 @@ func (r *Replica) DeleteEvent(id string) error {
 }
 
 func checkEventWrite(txn *badger.Txn, p *model.Patch, cur crdt.Doc, live bool, sc model.Scope, known bool) error {
-	fs, err := loadView(txn, model.KindFolder)
-	if err != nil {
-		return err
+	t := newFolderReader(txn)
+	err := checkEventRules(t, p, cur, live, sc, known)
+	if t.err != nil {
+		return t.err
 	}
-	t := tree{fs, true}
+	return err
+}
+
+func checkEventRules(t *folderReader, p *model.Patch, cur crdt.Doc, live bool, sc model.Scope, known bool) error {
 	after := crdt.Merge(cur, p.Delta(cur, crdt.Version{Time: math.MaxInt64}))
 	ef := model.EventFactsOf(after)
 	if ef.Folder != "" {
-		if fd, ok := fs[ef.Folder]; ok && model.Exists(fd) && model.StringField(fd, "channelId") != ef.Channel {
+		if fd, ok := t.get(ef.Folder); ok && model.Exists(fd) && model.StringField(fd, "channelId") != ef.Channel {
 			return model.Errorf(model.ErrUnknownFolder, "unknown folder %q", ef.Folder)
 		}
 	}

@@ -91,19 +91,7 @@ func Open(dir string, opts Options) (*Replica, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
-	bo := badger.DefaultOptions(dir).
-		WithLogger(nil).
-		WithMemTableSize(32 << 20).
-		WithNumMemtables(2).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(4).
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(8 << 20).
-		WithNumCompactors(2).
-		WithNumGoroutines(2).
-		WithValueLogFileSize(64 << 20).
-		WithSyncWrites(false)
-	db, err := badger.Open(bo)
+	db, err := badger.Open(badgerOptions(dir))
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("replica: %s is in use by another process (is a watch running?): %w", dir, ErrInUse)
@@ -131,6 +119,9 @@ func Open(dir string, opts Options) (*Replica, error) {
 		}
 		return nil
 	})
+	if err == nil {
+		err = ensureOutboxIndex(db)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("replica: open %s: %w", dir, err)

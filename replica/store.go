@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/pryvsync/pryvsync/crdt"
@@ -26,7 +27,54 @@ const (
 	prefixBlind  = "x/"
 	prefixOutbox = "o/"
 	prefixRej    = "r/"
+	// prefixOutboxIndex indexes the outbox by item: i/<kind>/<id>/<rseq BE>
+	// (empty value) for every o/ entry, written and deleted with it, so a
+	// local write reads the pending changes of its own item only.
+	prefixOutboxIndex = "i/"
+	// keyOutboxIndexed marks a store whose every o/ entry has its i/ key
+	// (stores written before the index are indexed once by Open).
+	keyOutboxIndexed = "s/oindexed"
 )
+
+// badgerOptions are the replica's Badger settings, chosen for a small
+// resident set (docs/PERFORMANCE.md): values over 256 bytes (base documents,
+// outbox entries) live in the value log, so the LSM tree, its memtables and
+// the table builders of flushes and compactions hold keys and pointers only;
+// no compression, hence no block cache; no conflict detection, since r.mu
+// serialises every write. The value log is collected by collectGarbage.
+func badgerOptions(dir string) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithValueThreshold(256).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(8 << 20).
+		WithDetectConflicts(false).
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithValueLogFileSize(64 << 20).
+		WithSyncWrites(false)
+}
+
+// collectGarbage rewrites value-log files that are mostly garbage (changed
+// or deleted documents, acknowledged outbox entries), a few at most. It
+// takes r.mu, and does nothing once Close has begun.
+func (r *Replica) collectGarbage() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.subMu.Lock()
+	closed := r.closed
+	r.subMu.Unlock()
+	for i := 0; i < 4 && !closed; i++ {
+		if r.db.RunValueLogGC(0.5) != nil {
+			return
+		}
+	}
+}
 
 // Settings are what init records.
 type Settings struct {
@@ -59,6 +107,9 @@ type entry struct {
 	Acked  bool     `msgpack:"a,omitempty"`
 	Seq    uint64   `msgpack:"s,omitempty"`
 	Epoch  string   `msgpack:"e,omitempty"`
+	// Repush marks a change made from server state after a restore: a
+	// refusal or a conflict on it is expected and not reported.
+	Repush bool `msgpack:"p,omitempty"`
 }
 
 func baseKey(kind, id string) []byte { return []byte(prefixBase + kind + "/" + id) }
@@ -123,6 +174,28 @@ func putBase(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc) error {
 	if err != nil {
 		return err
 	}
+	return putBaseBytes(txn, key, kind, id, raw)
+}
+
+// putServerItem stores the server's state d of an item (raw is its
+// encoding) merged into base. When the merge leaves d as it is, the usual
+// case since the server's state includes every earlier one, raw is stored
+// without encoding it again.
+func putServerItem(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc, raw []byte) error {
+	cur, found, err := getBase(txn, kind, id)
+	if err != nil {
+		return err
+	}
+	if found || d.IsDeleted() {
+		if m := crdt.Merge(cur, d); !crdt.Equal(m, d) {
+			return putBase(txn, key, kind, id, m)
+		}
+	}
+	return putBaseBytes(txn, key, kind, id, raw)
+}
+
+// putBaseBytes stores an encoded base document and its x/ index entry.
+func putBaseBytes(txn *badger.Txn, key []byte, kind, id string, raw []byte) error {
 	if err := txn.Set(baseKey(kind, id), raw); err != nil {
 		return err
 	}
@@ -175,12 +248,159 @@ func loadEntries(txn *badger.Txn) ([]entry, error) {
 	return out, err
 }
 
+func outboxIndexKey(kind, id string, rseq uint64) []byte {
+	k := make([]byte, 0, len(prefixOutboxIndex)+len(kind)+len(id)+10)
+	k = append(append(append(append(k, prefixOutboxIndex...), kind...), '/'), id...)
+	return binary.BigEndian.AppendUint64(append(k, '/'), rseq)
+}
+
+// putEntry stores an outbox entry and its index key.
 func putEntry(txn *badger.Txn, e *entry) error {
 	raw, err := msgpack.Marshal(e)
 	if err != nil {
 		return err
 	}
-	return txn.Set(outboxKey(e.RSeq), raw)
+	if err := txn.Set(outboxKey(e.RSeq), raw); err != nil {
+		return err
+	}
+	return txn.Set(outboxIndexKey(e.Kind, e.ID, e.RSeq), nil)
+}
+
+// deleteEntry deletes an outbox entry and its index key.
+func deleteEntry(txn *badger.Txn, kind, id string, rseq uint64) error {
+	if err := txn.Delete(outboxKey(rseq)); err != nil {
+		return err
+	}
+	return txn.Delete(outboxIndexKey(kind, id, rseq))
+}
+
+// itemEntries returns the outbox entries of one item, in rseq order.
+func itemEntries(txn *badger.Txn, kind model.Kind, id string) ([]entry, error) {
+	return indexedEntries(txn, prefixOutboxIndex+string(kind)+"/"+id+"/")
+}
+
+// kindEntries returns the outbox entries of every item of kind.
+func kindEntries(txn *badger.Txn, kind model.Kind) ([]entry, error) {
+	return indexedEntries(txn, prefixOutboxIndex+string(kind)+"/")
+}
+
+func indexedEntries(txn *badger.Txn, prefix string) ([]entry, error) {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(prefix)
+	opts.PrefetchValues = false
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	var out []entry
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) < len(prefix)+8 {
+			continue
+		}
+		raw, ok, err := getRaw(txn, string(outboxKey(binary.BigEndian.Uint64(k[len(k)-8:]))))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		var e entry
+		if err := msgpack.Unmarshal(raw, &e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// entryHead is an outbox entry without its delta: enough to count, order
+// and trim the outbox without decoding every change.
+type entryHead struct {
+	RSeq  uint64 `msgpack:"r"`
+	Kind  string `msgpack:"k"`
+	ID    string `msgpack:"i"`
+	Acked bool   `msgpack:"a,omitempty"`
+	Seq   uint64 `msgpack:"s,omitempty"`
+	Epoch string `msgpack:"e,omitempty"`
+}
+
+func headOf(raw []byte) (entryHead, error) {
+	var h entryHead
+	return h, msgpack.Unmarshal(raw, &h)
+}
+
+// eachEntry calls fn with the encoded value (valid during the call only) of
+// every outbox entry from rseq from on, in rseq order, until fn returns
+// false.
+func eachEntry(txn *badger.Txn, from uint64, fn func(raw []byte) (bool, error)) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(prefixOutbox)
+	opts.PrefetchValues = false
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Seek(outboxKey(from)); it.Valid(); it.Next() {
+		more := false
+		err := it.Item().Value(func(raw []byte) (err error) {
+			more, err = fn(raw)
+			return err
+		})
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// countPending counts the outbox entries not yet acknowledged.
+func countPending(txn *badger.Txn) (int, error) {
+	n := 0
+	err := eachEntry(txn, 0, func(raw []byte) (bool, error) {
+		h, err := headOf(raw)
+		if err == nil && !h.Acked {
+			n++
+		}
+		return err == nil, err
+	})
+	return n, err
+}
+
+// ensureOutboxIndex writes the i/ key of every o/ entry of a store written
+// before the index existed, then marks the store indexed.
+func ensureOutboxIndex(db *badger.DB) error {
+	var done bool
+	if err := db.View(func(txn *badger.Txn) error {
+		_, ok, err := getRaw(txn, keyOutboxIndexed)
+		done = ok
+		return err
+	}); err != nil || done {
+		return err
+	}
+	for from := uint64(0); ; {
+		var heads []entryHead
+		if err := db.View(func(txn *badger.Txn) error {
+			return eachEntry(txn, from, func(raw []byte) (bool, error) {
+				h, err := headOf(raw)
+				heads = append(heads, h)
+				return len(heads) < 1000, err
+			})
+		}); err != nil {
+			return err
+		}
+		err := db.Update(func(txn *badger.Txn) error {
+			for _, h := range heads {
+				if err := txn.Set(outboxIndexKey(h.Kind, h.ID, h.RSeq), nil); err != nil {
+					return err
+				}
+			}
+			if len(heads) < 1000 {
+				return txn.Set([]byte(keyOutboxIndexed), []byte{1})
+			}
+			return nil
+		})
+		if err != nil || len(heads) < 1000 {
+			return err
+		}
+		from = heads[len(heads)-1].RSeq + 1
+	}
 }
 
 // deletePrefixes deletes every key under the prefixes, in bounded

@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/pryvsync/pryvsync/crdt"
 	"github.com/pryvsync/pryvsync/model"
@@ -35,6 +36,9 @@ type RoundResult struct {
 func (r *Replica) Sync(ctx context.Context) (RoundResult, error) {
 	var res RoundResult
 	err := r.session(ctx, false, &res, nil)
+	if err == nil {
+		r.collectGarbage()
+	}
 	return res, err
 }
 
@@ -94,9 +98,9 @@ type sessionState struct {
 	key       []byte
 	cursor    syncproto.Cursor
 	welcomed  bool
-	pushing   []uint64 // rseqs of the push in flight
-	uploading string   // digest whose upload awaits the server's answer
-	pushedTo  uint64   // highest rseq pushed this session
+	inflight  int    // pushes sent and not yet answered (at most maxPushesInFlight)
+	uploading string // digest whose upload awaits the server's answer
+	pushedTo  uint64 // highest rseq pushed this session
 	caughtUp  bool
 	maxSeq    uint64 // highest seq acknowledged this session
 }
@@ -140,7 +144,7 @@ func (r *Replica) session(ctx context.Context, live bool, res *RoundResult, onWe
 	// connection: cancelling a read closes the websocket.
 	rctx, rcancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	msgs := make(chan *syncproto.Message)
+	msgs := make(chan inbound)
 	rerr := make(chan error, 1)
 	wg.Add(1)
 	go func() {
@@ -148,8 +152,8 @@ func (r *Replica) session(ctx context.Context, live bool, res *RoundResult, onWe
 		for {
 			_, data, err := conn.Read(rctx)
 			if err == nil {
-				var m *syncproto.Message
-				if m, err = syncproto.Decode(data); err == nil {
+				var m inbound
+				if m, err = decodeInbound(data); err == nil {
 					select {
 					case msgs <- m:
 						continue
@@ -173,11 +177,14 @@ func (r *Replica) session(ctx context.Context, live bool, res *RoundResult, onWe
 	if err := s.hello(ctx); err != nil {
 		return err
 	}
-	var ping <-chan time.Time
+	var ping, gc <-chan time.Time
 	if live {
 		t := time.NewTicker(r.opts.PingInterval)
 		defer t.Stop()
 		ping = t.C
+		g := time.NewTicker(10 * time.Minute)
+		defer g.Stop()
+		gc = g.C
 	}
 	for {
 		select {
@@ -196,8 +203,10 @@ func (r *Replica) session(ctx context.Context, live bool, res *RoundResult, onWe
 					conn.CloseNow()
 				}
 			}()
+		case <-gc:
+			r.collectGarbage()
 		case <-r.wake:
-			if s.welcomed && s.pushing == nil {
+			if s.welcomed {
 				if err := s.pushNext(ctx); err != nil {
 					return err
 				}
@@ -250,7 +259,7 @@ func (r *Replica) revoked() error {
 func (r *Replica) Purge() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.deletePrefixes(prefixBase, prefixBlind, prefixOutbox, prefixRej, prefixUploaded); err != nil {
+	if err := r.deletePrefixes(prefixBase, prefixBlind, prefixOutbox, prefixOutboxIndex, prefixRej, prefixUploaded); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(r.filesDir()); err != nil {
@@ -301,12 +310,7 @@ func (s *sessionState) hello(ctx context.Context) error {
 			h.PermVersion = p.PermVersion
 			s.key = p.Key
 		}
-		es, err := loadEntries(txn)
-		for _, e := range es {
-			if !e.Acked {
-				h.Pending++
-			}
-		}
+		h.Pending, err = countPending(txn)
 		return err
 	})
 	if err != nil {
@@ -316,23 +320,23 @@ func (s *sessionState) hello(ctx context.Context) error {
 }
 
 func (s *sessionState) done() bool {
-	if !s.welcomed || s.pushing != nil || !s.caughtUp || s.cursor.Seq < s.maxSeq {
+	if !s.welcomed || s.inflight > 0 || !s.caughtUp || s.cursor.Seq < s.maxSeq {
 		return false
 	}
 	n := 0
 	_ = s.r.db.View(func(txn *badger.Txn) error {
-		es, err := loadEntries(txn)
-		for _, e := range es {
-			if !e.Acked && e.RSeq > s.pushedTo {
+		return eachEntry(txn, s.pushedTo+1, func(raw []byte) (bool, error) {
+			h, err := headOf(raw)
+			if err == nil && !h.Acked {
 				n++
 			}
-		}
-		return err
+			return n == 0, err
+		})
 	})
 	return n == 0
 }
 
-func (s *sessionState) handle(ctx context.Context, m *syncproto.Message) error {
+func (s *sessionState) handle(ctx context.Context, m inbound) error {
 	switch m.T {
 	case syncproto.TypeWelcome:
 		if err := s.welcome(m.Welcome); err != nil {
@@ -347,7 +351,7 @@ func (s *sessionState) handle(ctx context.Context, m *syncproto.Message) error {
 		}
 		return s.pushNext(ctx)
 	case syncproto.TypeChanges:
-		if err := s.changes(m.Changes); err != nil {
+		if err := s.changes(m.changes); err != nil {
 			return err
 		}
 		return s.send(ctx, &syncproto.Message{T: syncproto.TypeAck, Ack: &syncproto.Ack{Cursor: s.cursor}})
@@ -378,6 +382,13 @@ func (s *sessionState) welcome(w *syncproto.Welcome) error {
 	perms := permState{AccessID: w.AccessID, AccessType: w.AccessType, Permissions: w.Permissions, PermVersion: w.PermVersion, Key: w.Key}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if w.Reset == syncproto.ResetEpoch {
+		// The server was restored from a backup: what it acknowledged
+		// after the backup is gone there but still here. Push it back.
+		if err := r.repushAll(); err != nil {
+			return err
+		}
+	}
 	if w.Reset != "" {
 		if err := r.deletePrefixes(prefixBase, prefixBlind); err != nil {
 			return err
@@ -538,25 +549,40 @@ func (s *sessionState) scope(perms []model.Permission, version int64) error {
 	return err
 }
 
-// pushNext sends the next batch of pending changes, if any and none is in
-// flight.
+// maxPushesInFlight bounds the pushes sent and not yet answered: with two,
+// the replica prepares the next push while the server applies one (the
+// server reads frames in order, so the order of changes is kept).
+const maxPushesInFlight = 2
+
+// pushNext sends the next batches of pending changes, while fewer than
+// maxPushesInFlight are in flight and no upload is.
 func (s *sessionState) pushNext(ctx context.Context) error {
-	if s.pushing != nil || s.uploading != "" {
-		return nil
+	for s.inflight < maxPushesInFlight && s.uploading == "" {
+		sent, err := s.pushOne(ctx)
+		if err != nil || !sent {
+			return err
+		}
 	}
+	return nil
+}
+
+// pushOne sends one batch of the pending changes after those already
+// pushed (or the upload the batch needs first); it reports whether it sent
+// a push.
+func (s *sessionState) pushOne(ctx context.Context) (bool, error) {
 	var changes []syncproto.Change
 	size := 0
 	err := s.r.db.View(func(txn *badger.Txn) error {
-		return eachPrefix(txn, prefixOutbox, func(_ string, raw []byte) (bool, error) {
+		return eachEntry(txn, s.pushedTo+1, func(raw []byte) (bool, error) {
+			if len(changes) > 0 && (len(changes) >= syncproto.MaxPushChanges || size+len(raw) > syncproto.MaxFrameBytes/2) {
+				return false, nil
+			}
 			var e entry
 			if err := msgpack.Unmarshal(raw, &e); err != nil {
 				return false, err
 			}
-			if e.Acked || e.RSeq <= s.pushedTo {
+			if e.Acked {
 				return true, nil
-			}
-			if len(changes) > 0 && (len(changes) >= syncproto.MaxPushChanges || size+len(raw) > syncproto.MaxFrameBytes/2) {
-				return false, nil
 			}
 			size += len(raw) + 64
 			changes = append(changes, syncproto.Change{RSeq: e.RSeq, Kind: e.Kind, ID: e.ID, Create: e.Create, Delta: e.Delta})
@@ -564,26 +590,23 @@ func (s *sessionState) pushNext(ctx context.Context) error {
 		})
 	})
 	if err != nil || len(changes) == 0 {
-		return err
+		return false, err
 	}
 	// Content first: a change naming an attachment is pushed only once the
 	// server holds its content.
 	if ups, err := s.r.pendingUploads(changes); err != nil {
-		return err
+		return false, err
 	} else if len(ups) > 0 {
-		return s.upload(ctx, ups[0])
+		return false, s.upload(ctx, ups[0])
 	}
-	s.pushing = make([]uint64, len(changes))
-	for i, c := range changes {
-		s.pushing[i] = c.RSeq
-	}
+	s.inflight++
 	s.pushedTo = changes[len(changes)-1].RSeq
-	return s.send(ctx, &syncproto.Message{T: syncproto.TypePush, Push: &syncproto.Push{Changes: changes}})
+	return true, s.send(ctx, &syncproto.Message{T: syncproto.TypePush, Push: &syncproto.Push{Changes: changes}})
 }
 
 func (s *sessionState) pushResult(pr *syncproto.PushResult) error {
 	r := s.r
-	s.pushing = nil
+	s.inflight = max(0, s.inflight-1)
 	var notes []Change
 	now := float64(r.opts.Now().UnixMilli()) / 1000
 	err := r.update(func(txn *badger.Txn) error {
@@ -607,13 +630,13 @@ func (s *sessionState) pushResult(pr *syncproto.PushResult) error {
 					s.maxSeq = res.Seq
 				}
 				if e.Epoch == s.cursor.Epoch && e.Seq <= s.cursor.Seq {
-					if err := txn.Delete(outboxKey(e.RSeq)); err != nil {
+					if err := deleteEntry(txn, e.Kind, e.ID, e.RSeq); err != nil {
 						return err
 					}
 				} else if err := putEntry(txn, &e); err != nil {
 					return err
 				}
-				if res.Status == syncproto.StatusConflict && len(res.Lost) > 0 {
+				if res.Status == syncproto.StatusConflict && len(res.Lost) > 0 && !e.Repush {
 					s.res.Conflicts++
 					var cur crdt.Doc
 					if res.Current != nil {
@@ -629,10 +652,13 @@ func (s *sessionState) pushResult(pr *syncproto.PushResult) error {
 					}
 				}
 			case syncproto.StatusRejected:
-				s.res.Rejected++
-				if err := txn.Delete(outboxKey(e.RSeq)); err != nil {
+				if err := deleteEntry(txn, e.Kind, e.ID, e.RSeq); err != nil {
 					return err
 				}
+				if e.Repush {
+					continue // the restored server already knows better
+				}
+				s.res.Rejected++
 				re := RejectionError{ID: model.ErrUnexpected, Message: "rejected"}
 				if res.Error != nil {
 					re = RejectionError{ID: res.Error.ID, Message: res.Error.Message}
@@ -659,7 +685,134 @@ func (s *sessionState) pushResult(pr *syncproto.PushResult) error {
 	return err
 }
 
-func (s *sessionState) changes(c *syncproto.Changes) error {
+// inbound is one frame from the server. A changes batch is in changes,
+// with its items' documents as received; every other message is decoded by
+// syncproto.Decode.
+type inbound struct {
+	*syncproto.Message
+	changes *wireChanges
+}
+
+// wireChanges is a changes batch (syncproto.Changes) as the replica reads
+// it: each item's document is decoded, and raw is its encoding, a slice of
+// the frame, so that an item is stored as the server sent it rather than
+// encoded again (see putServerItem).
+type wireChanges struct {
+	Items    []wireItem
+	Removals [][]byte
+	Cursor   syncproto.Cursor
+	CaughtUp bool
+}
+
+type wireItem struct {
+	Kind, ID string
+	Doc      crdt.Doc
+	Raw      []byte
+}
+
+// decodeInbound passes a frame through the validation gate and decodes it:
+// a changes batch in one pass (decodeChanges), anything else with
+// syncproto.Decode.
+func decodeInbound(frame []byte) (inbound, error) {
+	if err := syncproto.Validate(frame, syncproto.DefaultMaxDepth); err != nil {
+		return inbound{}, err
+	}
+	t, c, err := decodeChanges(frame)
+	if err != nil {
+		return inbound{}, fmt.Errorf("%w: %v", syncproto.ErrMalformed, err)
+	}
+	if t != syncproto.TypeChanges {
+		m, err := syncproto.Decode(frame)
+		return inbound{Message: m}, err
+	}
+	if c == nil {
+		return inbound{}, fmt.Errorf("%w: message %q without its body", syncproto.ErrMalformed, t)
+	}
+	return inbound{Message: &syncproto.Message{T: t}, changes: c}, nil
+}
+
+// decodeChanges reads the envelope of a validated frame: its type, and its
+// changes body if it has one (other bodies are skipped).
+func decodeChanges(frame []byte) (string, *wireChanges, error) {
+	r := bytes.NewReader(frame)
+	dec := msgpack.NewDecoder(r) // reads r directly: r.Len() tracks the position
+	var t string
+	var c *wireChanges
+	err := decodeMap(dec, func(k string) error {
+		switch k {
+		case "t":
+			return dec.Decode(&t)
+		case syncproto.TypeChanges:
+			if code, err := dec.PeekCode(); err != nil || code == msgpcode.Nil {
+				return dec.Skip()
+			}
+			c = &wireChanges{}
+			return decodeMap(dec, func(k string) error {
+				switch k {
+				case "items":
+					n, err := dec.DecodeArrayLen()
+					if err != nil || n <= 0 {
+						return err
+					}
+					c.Items = make([]wireItem, n)
+					for i := range c.Items {
+						it := &c.Items[i]
+						err := decodeMap(dec, func(k string) error {
+							switch k {
+							case "kind":
+								return dec.Decode(&it.Kind)
+							case "id":
+								return dec.Decode(&it.ID)
+							case "doc":
+								start := len(frame) - r.Len()
+								if err := dec.Decode(&it.Doc); err != nil {
+									return err
+								}
+								it.Raw = frame[start : len(frame)-r.Len() : len(frame)-r.Len()]
+								return nil
+							}
+							return dec.Skip()
+						})
+						if err != nil {
+							return err
+						}
+					}
+					return nil
+				case "removals":
+					return dec.Decode(&c.Removals)
+				case "cursor":
+					return dec.Decode(&c.Cursor)
+				case "caughtUp":
+					return dec.Decode(&c.CaughtUp)
+				}
+				return dec.Skip()
+			})
+		}
+		return dec.Skip()
+	})
+	return t, c, err
+}
+
+// decodeMap calls fn for each key of a map (nil counts as empty); fn must
+// consume the value.
+func decodeMap(dec *msgpack.Decoder, fn func(key string) error) error {
+	n, err := dec.DecodeMapLen()
+	if err != nil {
+		return err
+	}
+	for range n {
+		k, err := dec.DecodeString()
+		if err != nil {
+			return err
+		}
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *sessionState) changes(c *wireChanges) error {
 	r := s.r
 	var notes []Change
 	err := r.update(func(txn *badger.Txn) error {
@@ -668,11 +821,7 @@ func (s *sessionState) changes(c *syncproto.Changes) error {
 			if !model.Kind(it.Kind).Valid() {
 				continue
 			}
-			cur, _, err := getBase(txn, it.Kind, it.ID)
-			if err != nil {
-				return err
-			}
-			if err := putBase(txn, s.key, it.Kind, it.ID, crdt.Merge(cur, it.Doc)); err != nil {
+			if err := putServerItem(txn, s.key, it.Kind, it.ID, it.Doc, it.Raw); err != nil {
 				return err
 			}
 			r.clock.Observe(it.Doc.MaxVersion())
@@ -695,16 +844,20 @@ func (s *sessionState) changes(c *syncproto.Changes) error {
 		if err := setJSON(txn, keyCursor, c.Cursor); err != nil {
 			return err
 		}
-		es, err := loadEntries(txn)
+		// Acknowledged entries come first in the outbox (pushes go in rseq
+		// order), so the scan stops at the first pending one.
+		err := eachEntry(txn, 0, func(raw []byte) (bool, error) {
+			h, err := headOf(raw)
+			if err != nil || !h.Acked {
+				return false, err
+			}
+			if h.Epoch == c.Cursor.Epoch && h.Seq <= c.Cursor.Seq {
+				return true, deleteEntry(txn, h.Kind, h.ID, h.RSeq)
+			}
+			return true, nil
+		})
 		if err != nil {
 			return err
-		}
-		for _, e := range es {
-			if e.Acked && e.Epoch == c.Cursor.Epoch && e.Seq <= c.Cursor.Seq {
-				if err := txn.Delete(outboxKey(e.RSeq)); err != nil {
-					return err
-				}
-			}
 		}
 		if c.CaughtUp {
 			if err := setJSON(txn, keyLastSync, float64(r.opts.Now().UnixMilli())/1000); err != nil {
@@ -723,4 +876,117 @@ func (s *sessionState) changes(c *syncproto.Changes) error {
 	}
 	r.notify(notes...)
 	return nil
+}
+
+// repushAll turns what the replica holds into changes to push again after
+// the server was restored from a backup (r.mu held): base ⊔ acknowledged
+// overlay becomes one whole-document change per item — channels, then
+// folders parents first, then events — and the pending local changes
+// follow, renumbered in their order. Content markers are cleared so
+// attachments are uploaded again. Run again after an interruption, it
+// rebuilds the same changes from base and the re-push entries.
+func (r *Replica) repushAll() error {
+	view := map[string]map[string]crdt.Doc{}
+	var pending, old []entry
+	err := r.db.View(func(txn *badger.Txn) error {
+		for _, k := range []model.Kind{model.KindChannel, model.KindFolder, model.KindEvent} {
+			view[string(k)] = map[string]crdt.Doc{}
+			prefix := prefixBase + string(k) + "/"
+			err := eachPrefix(txn, prefix, func(key string, raw []byte) (bool, error) {
+				var d crdt.Doc
+				if err := msgpack.Unmarshal(raw, &d); err != nil {
+					return false, err
+				}
+				view[string(k)][strings.TrimPrefix(key, prefix)] = d
+				return true, nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		es, err := loadEntries(txn)
+		if err != nil {
+			return err
+		}
+		old = es
+		for _, e := range es {
+			if e.Acked || e.Repush {
+				if view[e.Kind] == nil {
+					view[e.Kind] = map[string]crdt.Doc{}
+				}
+				view[e.Kind][e.ID] = crdt.Merge(view[e.Kind][e.ID], e.Delta)
+			} else {
+				pending = append(pending, e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var fresh []entry
+	add := func(kind, id string, d crdt.Doc) {
+		fresh = append(fresh, entry{Kind: kind, ID: id, Create: !d.IsDeleted(), Delta: d, Repush: true})
+	}
+	for id, d := range view[string(model.KindChannel)] {
+		add(string(model.KindChannel), id, d)
+	}
+	folders := view[string(model.KindFolder)]
+	done := map[string]bool{}
+	var visit func(id string)
+	visit = func(id string) {
+		if done[id] {
+			return
+		}
+		done[id] = true
+		if p := model.StringField(folders[id], "parentId"); p != "" {
+			if _, ok := folders[p]; ok {
+				visit(p)
+			}
+		}
+		add(string(model.KindFolder), id, folders[id])
+	}
+	for id := range folders {
+		visit(id)
+	}
+	for id, d := range view[string(model.KindEvent)] {
+		add(string(model.KindEvent), id, d)
+	}
+	fresh = append(fresh, pending...)
+	// Write in chunks (a large replica does not fit one transaction): new
+	// entries first, then drop the old ones and the upload markers.
+	const chunk = 2000
+	for i := 0; i < len(fresh); i += chunk {
+		err := r.db.Update(func(txn *badger.Txn) error {
+			for j := i; j < min(i+chunk, len(fresh)); j++ {
+				rseq, err := nextRSeq(txn)
+				if err != nil {
+					return err
+				}
+				e := fresh[j]
+				e.RSeq, e.Acked, e.Seq, e.Epoch = rseq, false, 0, ""
+				if err := putEntry(txn, &e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for i := 0; i < len(old); i += chunk {
+		err := r.db.Update(func(txn *badger.Txn) error {
+			for _, e := range old[i:min(i+chunk, len(old))] {
+				if err := deleteEntry(txn, e.Kind, e.ID, e.RSeq); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return r.deletePrefixes(prefixUploaded)
 }

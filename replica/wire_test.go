@@ -1,0 +1,87 @@
+package replica
+
+import (
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/model"
+	"github.com/pryvsync/pryvsync/syncproto"
+)
+
+func wireDoc(n int) crdt.Doc {
+	v := crdt.Version{Time: int64(1_700_000_000_000 + n), Counter: uint32(n % 7), Node: "cserver"}
+	d := crdt.Doc{Fields: map[string]crdt.Field{
+		"channelId": {V: v, Val: model.JSONString("diary")},
+		"time":      {V: v, Val: model.JSONNumber(float64(n))},
+		"value":     {V: v, Val: model.JSONString("some text")},
+	}, Tags: map[string]crdt.Elem{"run": {V: v, Present: true}}}
+	if n%3 == 0 {
+		d.Data = map[string]crdt.Field{"k": {V: v, Val: []byte(`{"a":1}`)}}
+	}
+	return d
+}
+
+// TestDecodeChangesMatchesSyncprotoDecode: the replica's one-pass reading
+// of a changes batch gives what syncproto.Decode gives, and each item's raw
+// bytes decode to its document.
+func TestDecodeChangesMatchesSyncprotoDecode(t *testing.T) {
+	ch := &syncproto.Changes{Cursor: syncproto.Cursor{Epoch: "e1", Seq: 42}, CaughtUp: true,
+		Removals: [][]byte{[]byte("0123456789abcdef")}}
+	for i := range 50 {
+		ch.Items = append(ch.Items, syncproto.Item{Kind: "event", ID: model.NewID(), Doc: wireDoc(i)})
+	}
+	frame, err := syncproto.Encode(&syncproto.Message{T: syncproto.TypeChanges, Changes: ch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := syncproto.Decode(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeInbound(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.T != syncproto.TypeChanges || got.changes == nil {
+		t.Fatalf("decoded %q, changes %v", got.T, got.changes)
+	}
+	c := got.changes
+	if c.Cursor != want.Changes.Cursor || c.CaughtUp != want.Changes.CaughtUp || len(c.Removals) != 1 ||
+		string(c.Removals[0]) != string(want.Changes.Removals[0]) || len(c.Items) != len(want.Changes.Items) {
+		t.Fatalf("got %+v, want %+v", c, want.Changes)
+	}
+	for i, it := range c.Items {
+		w := want.Changes.Items[i]
+		if it.Kind != w.Kind || it.ID != w.ID || !crdt.Equal(it.Doc, w.Doc) {
+			t.Fatalf("item %d: got %+v, want %+v", i, it, w)
+		}
+		var again crdt.Doc
+		if err := msgpack.Unmarshal(it.Raw, &again); err != nil || !crdt.Equal(again, w.Doc) {
+			t.Fatalf("item %d: raw bytes decode to %+v (%v), want %+v", i, again, err, w.Doc)
+		}
+	}
+}
+
+func TestDecodeInboundRefusesMalformedChanges(t *testing.T) {
+	for name, m := range map[string]any{
+		"no body":       map[string]any{"t": "changes"},
+		"nil body":      map[string]any{"t": "changes", "changes": nil},
+		"items not map": map[string]any{"t": "changes", "changes": map[string]any{"items": []any{1}}},
+		"doc not a doc": map[string]any{"t": "changes", "changes": map[string]any{"items": []any{map[string]any{"doc": "x"}}}},
+	} {
+		frame, err := msgpack.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeInbound(frame); err == nil {
+			t.Errorf("%s: decoded without an error", name)
+		}
+	}
+	// Other messages still go through syncproto.Decode.
+	frame, _ := syncproto.Encode(&syncproto.Message{T: syncproto.TypeAck, Ack: &syncproto.Ack{}})
+	if m, err := decodeInbound(frame); err != nil || m.Ack == nil {
+		t.Fatalf("ack: %+v, %v", m, err)
+	}
+}
