@@ -148,7 +148,7 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 	case model.KindChannel:
 		err = checkChannel(tx, a, ch, live, before, &after)
 	case model.KindFolder:
-		err = checkFolder(tx, a, ch, live, before, &after, out)
+		err = checkFolder(tx, a, ch, live, before, &after, out, clock)
 	case model.KindEvent:
 		err = checkEvent(tx, a, ch, live, before, &after, out, clock)
 	}
@@ -158,6 +158,12 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 	seq, err := tx.PutItem(ch.Kind, ch.ID, after)
 	if err != nil {
 		return nil, err
+	}
+	if ch.Kind == model.KindFolder && live &&
+		(after.IsDeleted() || model.StringField(after, "parentId") != model.StringField(before, "parentId")) {
+		if err := refeedSubtree(tx, model.StringField(before, "channelId"), ch.ID); err != nil {
+			return nil, err
+		}
 	}
 	if ch.Kind == model.KindEvent {
 		if out.Orphans, err = keepFileRefs(tx, ch.ID, before, after); err != nil {
@@ -303,7 +309,7 @@ func channelState(tx *store.Tx, a *Actor, channel string) (crdt.Doc, error) {
 	return r.Doc, nil
 }
 
-func checkFolder(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, after *crdt.Doc, out *Outcome) error {
+func checkFolder(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, after *crdt.Doc, out *Outcome, clock *crdt.Clock) error {
 	tree := txTree{tx}
 	bf := model.FolderFactsOf(before)
 	if live && !after.IsDeleted() && model.StringField(*after, "channelId") != bf.Channel {
@@ -360,8 +366,9 @@ func checkFolder(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, 
 			return err
 		}
 		if name != af.Name {
-			v := after.Fields["name"].V
-			after.Fields["name"] = crdt.Field{V: v, Val: model.JSONString(name)}
+			// A fresh version: the clashing name may sit at the same version
+			// on replicas, and must lose to the new one everywhere.
+			after.Fields["name"] = crdt.Field{V: clock.MustNow(), Val: model.JSONString(name)}
 			out.Renamed = name
 		}
 	}
@@ -532,4 +539,81 @@ func checkPeriods(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc,
 func jsonRaw(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// refeedSubtree gives every folder below folder, and every event in the
+// subtree (folder included), a new feed entry with its unchanged state: a
+// move or a deletion of the folder can take them in or out of a token's
+// scope, and sessions learn of scope changes from the feed.
+func refeedSubtree(tx *store.Tx, channel, folder string) error {
+	children := map[string][]string{}
+	err := tx.Items(model.KindFolder, func(id string, r *store.Record) (bool, error) {
+		if model.Exists(r.Doc) && r.Channel == channel {
+			p := model.StringField(r.Doc, "parentId")
+			children[p] = append(children[p], id)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	subtree := map[string]bool{folder: true}
+	queue := []string{folder}
+	var below []string
+	for len(queue) > 0 {
+		f := queue[0]
+		queue = queue[1:]
+		for _, c := range children[f] {
+			if !subtree[c] {
+				subtree[c] = true
+				below = append(below, c)
+				queue = append(queue, c)
+			}
+		}
+	}
+	var events []string
+	err = tx.EventsByTime(channel, negInf, posInf, true, func(id string, r *store.Record) (bool, error) {
+		if f := model.StringField(r.Doc, "folderId"); f != "" && subtree[f] {
+			events = append(events, id)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, ids := range []struct {
+		kind model.Kind
+		ids  []string
+	}{{model.KindFolder, below}, {model.KindEvent, events}} {
+		for _, id := range ids.ids {
+			r, ok, err := tx.Item(ids.kind, id)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if _, err := tx.PutItem(ids.kind, id, r.Doc); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// wireDoc is an item's state as a token may see it: a folder whose parent
+// the token cannot see shows no parent, as in the HTTP folder tree (the
+// parent's id must not reach the token).
+func wireDoc(tx *store.Tx, a *Actor, kind model.Kind, d crdt.Doc) crdt.Doc {
+	if kind != model.KindFolder || a.Scope.IsPersonal() {
+		return d
+	}
+	f := model.FolderFactsOf(d)
+	if f.Parent == "" || a.Scope.FolderLevel(f.Channel, f.Parent, txTree{tx}) > model.LevelNone {
+		return d
+	}
+	out := d.Clone()
+	pf := out.Fields["parentId"]
+	pf.Val = []byte("null")
+	out.Fields["parentId"] = pf
+	return out
 }

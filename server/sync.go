@@ -225,6 +225,18 @@ func (ss *syncSession) welcome(h *syncproto.Hello) (*syncproto.Welcome, error) {
 	if ss.initial {
 		ss.cursor = 0
 	}
+	// A replica whose highest sequence number is below what the server
+	// already applied for its id runs from an older copy of its directory:
+	// its next changes would be taken for replays and dropped.
+	var hw uint64
+	if err := st.View(ss.user, func(tx *store.Tx) error {
+		var err error
+		hw, err = tx.HighWater(h.Replica)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	w.Renew = h.MaxRSeq < hw
 	w.Resume = ss.cursor
 	ss.acked = ss.cursor
 	return w, nil
@@ -400,6 +412,11 @@ func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Chan
 		if valid {
 			res.Current = visibleItem(tx, actor, kind, ch.ID)
 		}
+		// The head Current was read at: a replica already past it holds
+		// newer state than Current and must not roll back to it.
+		if h, err := tx.Head(); err == nil {
+			res.Seq = h
+		}
 		return res
 	}
 	res.Status, res.Seq, res.Renamed, res.StoppedID = syncproto.StatusOK, out.Seq, out.Renamed, out.StoppedID
@@ -408,7 +425,7 @@ func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Chan
 			res.Status = syncproto.StatusConflict
 			res.Lost = out.Lost
 		}
-		res.Current = &syncproto.Item{Kind: ch.Kind, ID: ch.ID, Doc: out.Doc}
+		res.Current = &syncproto.Item{Kind: ch.Kind, ID: ch.ID, Doc: wireDoc(tx, actor, kind, out.Doc)}
 	}
 	return res
 }
@@ -476,7 +493,7 @@ func visibleItem(tx *store.Tx, a *Actor, kind model.Kind, id string) *syncproto.
 	if err != nil || !ok || !model.Exists(r.Doc) || visibleLevel(tx, a, kind, id, r.Doc) == model.LevelNone {
 		return nil
 	}
-	return &syncproto.Item{Kind: string(kind), ID: id, Doc: r.Doc}
+	return &syncproto.Item{Kind: string(kind), ID: id, Doc: wireDoc(tx, a, kind, r.Doc)}
 }
 
 // feedLoop sends changes from the cursor whenever the hub signals, with at
@@ -661,7 +678,7 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 				return true, nil // moved into another channel it is visible in: its entry there counts
 			}
 			if visible {
-				batch.Items = append(batch.Items, syncproto.Item{Kind: string(e.Kind), ID: e.ID, Doc: r.Doc})
+				batch.Items = append(batch.Items, syncproto.Item{Kind: string(e.Kind), ID: e.ID, Doc: wireDoc(tx, actor, e.Kind, r.Doc)})
 				size += docSize(r.Doc)
 				return true, nil
 			}

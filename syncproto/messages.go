@@ -81,6 +81,10 @@ type Hello struct {
 	// PermVersion is the version of the permissions the replica last
 	// received (0: none). A difference makes the server re-send the scope.
 	PermVersion int64 `msgpack:"permVersion"`
+	// MaxRSeq is the highest replica sequence this replica ever assigned.
+	// Below the server's high-water mark for the replica id, the directory
+	// was restored from an older copy: the server answers Renew.
+	MaxRSeq uint64 `msgpack:"maxRseq,omitempty"`
 }
 
 // Reset reasons.
@@ -108,6 +112,11 @@ type Welcome struct {
 	// Rescan says the scope changed without a reset: the replica deletes what
 	// the new permissions exclude; the server re-sends what they include.
 	Rescan bool `msgpack:"rescan,omitempty"`
+	// Renew tells the replica to take a new replica id before pushing: the
+	// server has already seen its sequence numbers from another copy of it
+	// (its directory was restored from an older copy), so a push under the
+	// old id would be taken for a replay and silently dropped.
+	Renew bool `msgpack:"renew,omitempty"`
 }
 
 // Change is one pushed change (client), in the replica's order.
@@ -136,7 +145,9 @@ const (
 type Result struct {
 	RSeq   uint64 `msgpack:"rseq"`
 	Status string `msgpack:"status"`
-	// Seq is the server sequence of the change (ok and conflict).
+	// Seq is the server sequence of the change (ok and conflict); for a
+	// rejection, the head at which Current was read: a replica whose cursor
+	// is already at or past it holds newer state and ignores Current.
 	Seq uint64 `msgpack:"seq,omitempty"`
 	// Lost names the delta's entries that lost to newer values (conflict).
 	Lost []string `msgpack:"lost,omitempty"`
