@@ -26,9 +26,21 @@ vet:
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
-bench:
+BENCH_PKGS := ./crdt ./syncproto ./model ./server/store ./replica ./loadgen
+# Reduced sizes, so that the whole target takes a few minutes; the full-size
+# figures of docs/PERFORMANCE.md come from `./bin/pryvsync bench --out ...`.
+BENCH_FLAGS ?= --n 20000 --runs 3 --w3-events 250 --w5-conns 2000 --w6-changes 20000 --w7-trials 20
+
+## bench: micro-benchmarks (codec, merge, scope check, committer, feed read,
+## replica apply, physical baselines) into bench/micro.txt, then the workloads
+## W1–W7 at reduced sizes into bench/workloads.json (and bench/workloads.txt,
+## bench/table.txt). Compare two runs with benchstat old/micro.txt bench/micro.txt.
+bench: build
 	mkdir -p bench
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./crdt ./syncproto ./server/store ./model | tee bench/micro.txt
+	{ $(GO) test -run '^$$' -bench . -benchmem -count 6 -timeout 30m $(BENCH_PKGS); echo $$? > bench/.status; } | tee bench/micro.txt
+	@exit $$(cat bench/.status)
+	{ ./bin/pryvsync bench $(BENCH_FLAGS) --out bench/workloads.json --benchfmt bench/workloads.txt; echo $$? > bench/.status; } | tee bench/table.txt
+	@exit $$(cat bench/.status)
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 60s ./syncproto

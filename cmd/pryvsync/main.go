@@ -44,6 +44,7 @@ commands:
   login            print a personal token
   replica ...      the local replica (init, sync, watch, status, events, channels, folders, rejections, attachment)
   backup, restore  copy the server store
+  bench            run the benchmark workloads W1–W7 (DESIGN.md §6)
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runUser(ctx, args[1:], stdin, stdout, stderr)
 	case "login":
 		return runLogin(ctx, args[1:], stdin, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "backup":
 		return runBackup(ctx, args[1:], stdout, stderr)
 	case "restore":

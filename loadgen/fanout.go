@@ -1,0 +1,342 @@
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pryvsync/pryvsync/model"
+	"github.com/pryvsync/pryvsync/syncproto"
+)
+
+// probe is one write W5 waits for on every connection.
+type probe struct {
+	id   string
+	t0   time.Time
+	mu   sync.Mutex
+	lat  latencies
+	want int
+	done chan struct{}
+}
+
+func (p *probe) hit(at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lat = append(p.lat, at.Sub(p.t0))
+	if len(p.lat) == p.want {
+		close(p.done)
+	}
+}
+
+// idleClient is a connected replica that only reads: it acks each changes
+// batch and reports the probe's item when it arrives.
+type idleClient struct {
+	rc      *rawConn
+	ready   chan struct{} // closed at the first caughtUp batch
+	current *atomic.Pointer[probe]
+}
+
+func (ic *idleClient) loop(ctx context.Context) {
+	caught := false
+	for {
+		m, err := ic.rc.read(ctx)
+		if err != nil {
+			if !caught {
+				close(ic.ready)
+			}
+			return
+		}
+		if m.T != syncproto.TypeChanges {
+			continue
+		}
+		at := time.Now()
+		if p := ic.current.Load(); p != nil {
+			for _, it := range m.Changes.Items {
+				if it.ID == p.id {
+					p.hit(at)
+				}
+			}
+		}
+		if err := ic.rc.ack(ctx, m.Changes.Cursor); err != nil {
+			return
+		}
+		if m.Changes.CaughtUp && !caught {
+			caught = true
+			close(ic.ready)
+		}
+	}
+}
+
+// serverMem is what W5 reads of the server's memory.
+type serverMem struct {
+	rss                     float64 // VmRSS, when the pid is known
+	heap, stack, goroutines float64 // from /metrics
+}
+
+// serverMemory reads the server's RSS (when its pid is known) and the Go
+// memory and goroutines it reports on /metrics.
+func (e *env) serverMemory(ctx context.Context, pid int) serverMem {
+	var m serverMem
+	if pid > 0 {
+		if v, err := procStatus(pid, "VmRSS"); err == nil {
+			m.rss = float64(v)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", e.url+"/metrics", nil)
+	if err != nil {
+		return m
+	}
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		return m
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "go_memstats_heap_inuse_bytes":
+			m.heap = v
+		case "go_memstats_stack_inuse_bytes":
+			m.stack = v
+		case "go_goroutines":
+			m.goroutines = v
+		}
+	}
+	return m
+}
+
+// W5 is fan-out: W5Conns idle replicas of one user connected (raw sync
+// clients that ack and wait), one writer; server memory per idle
+// connection, and the latency from the start of an HTTP write until each
+// connection has received it.
+func W5(ctx context.Context, c Config) (*Result, error) {
+	c = c.Defaults()
+	start := time.Now()
+	limit := int(RaiseFileLimit())
+	conns := c.W5Conns
+	mode := "external server"
+	switch {
+	case c.Server != "":
+	case len(c.Exec) > 0:
+		mode = "server in a child process"
+	default:
+		mode = "server in this process"
+		// Both ends of every connection are then in this process.
+		conns = min(conns, (limit-256)/2)
+	}
+	conns = min(conns, limit-256)
+	res := &Result{Workload: "W5", Title: fmt.Sprintf("%d idle connected replicas, %d writes", conns, c.W5Writes),
+		Params: map[string]any{"connections": conns, "requested": c.W5Conns, "writes": c.W5Writes, "runs": c.Runs,
+			"openFileLimit": limit, "server": mode}}
+	if conns < c.W5Conns {
+		res.note("the open-file limit (%d) allows %d of the %d connections asked for", limit, conns, c.W5Conns)
+	}
+	for run := 1; run <= c.Runs; run++ {
+		if err := w5Run(ctx, c, res, run, conns); err != nil {
+			return nil, err
+		}
+	}
+	res.target("server memory per connection", "<=", 64)
+	res.target("latency p99", "<=", 250)
+	switch mode {
+	case "server in this process":
+		res.note("server memory per connection is this process's Go memory (client and server together), an upper bound")
+	case "external server":
+		if c.ServerPID == 0 {
+			res.note("no --server-pid: server memory is the Go heap and stacks its /metrics reports")
+		}
+	}
+	res.finish(start)
+	return res, nil
+}
+
+func w5Run(ctx context.Context, c Config, res *Result, run, conns int) error {
+	var (
+		e   *env
+		cs  *childServer
+		pid int
+		err error
+	)
+	switch {
+	case c.Server != "":
+		pid = c.ServerPID
+		e, err = newEnv(ctx, c)
+	case len(c.Exec) > 0:
+		var dir string
+		if dir, err = os.MkdirTemp(c.Dir, "pryvsync-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		heap := "" // profiles of the first run's server
+		if c.ProfileDir != "" && run == 1 {
+			heap = filepath.Join(c.ProfileDir, "W5-server")
+		}
+		if cs, err = startChildServer(ctx, c, dir, heap); err != nil {
+			return err
+		}
+		defer cs.stop()
+		pid = cs.pid()
+		ec := c
+		ec.Server, ec.AdminKey = cs.url, cs.admin
+		e, err = newEnv(ctx, ec)
+	default:
+		e, err = newEnv(ctx, c)
+	}
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	a, gens, err := e.setup(ctx, 1)
+	if err != nil {
+		return err
+	}
+	inProcess := e.srv != nil
+	// Let the server go idle before reading its memory (shorter for the
+	// tiny runs of the tests).
+	pause := time.Second
+	if conns < 1000 {
+		pause = 100 * time.Millisecond
+	}
+	settle := func() {
+		if inProcess {
+			runtime.GC()
+		}
+		time.Sleep(pause)
+	}
+	settle()
+	m0 := e.serverMemory(ctx, pid)
+	if inProcess {
+		m0.heap, m0.stack, m0.goroutines = goMemory()
+	}
+
+	cctx, cancel := context.WithCancel(context.Background())
+	var current atomic.Pointer[probe]
+	clients := make([]*idleClient, conns)
+	var cmu sync.Mutex // guards clients while connections are made
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		cmu.Lock()
+		for _, ic := range clients {
+			if ic != nil {
+				ic.rc.c.CloseNow()
+			}
+		}
+		cmu.Unlock()
+		wg.Wait()
+	}()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	sem := make(chan struct{}, 16)
+	var dialErr atomic.Pointer[error]
+	for i := range clients {
+		if i%500 == 0 {
+			c.progress("W5: run %d/%d, %d/%d connected", run, c.Runs, i, conns)
+		}
+		sem <- struct{}{}
+		if p := dialErr.Load(); p != nil {
+			return fmt.Errorf("W5: connection %d: %w", i, *p)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rc, err := dialRaw(cctx, hc, e.url, a.user, a.personal, model.NewID())
+			if err != nil {
+				dialErr.CompareAndSwap(nil, &err)
+				<-sem
+				return
+			}
+			ic := &idleClient{rc: rc, ready: make(chan struct{}), current: &current}
+			cmu.Lock()
+			clients[i] = ic
+			cmu.Unlock()
+			<-sem
+			ic.loop(cctx)
+		}()
+	}
+	for range cap(sem) {
+		sem <- struct{}{}
+	}
+	if p := dialErr.Load(); p != nil {
+		return fmt.Errorf("W5: %w", *p)
+	}
+	cmu.Lock()
+	ready := clients
+	cmu.Unlock()
+	for _, ic := range ready {
+		select {
+		case <-ic.ready:
+		case <-time.After(60 * time.Second):
+			return fmt.Errorf("W5: a connection never caught up")
+		}
+	}
+	settle()
+	m1 := e.serverMemory(ctx, pid)
+	if inProcess {
+		m1.heap, m1.stack, m1.goroutines = goMemory()
+	}
+	per := func(a, b float64) float64 { return (b - a) / float64(conns) / 1024 }
+	if pid > 0 {
+		res.add("server memory per connection", "KiB", per(m0.rss, m1.rss))
+	} else {
+		res.add("server memory per connection", "KiB", per(m0.heap+m0.stack, m1.heap+m1.stack))
+	}
+	res.add("server Go heap per connection", "KiB", per(m0.heap, m1.heap))
+	res.add("server goroutine stacks per connection", "KiB", per(m0.stack, m1.stack))
+	res.add("server goroutines per connection", "", (m1.goroutines-m0.goroutines)/float64(conns))
+	if cs != nil && c.ProfileDir != "" && run == 1 {
+		cs.heapProfile()
+	}
+
+	var all latencies
+	for w := 1; w <= c.W5Writes; w++ {
+		c.progress("W5: run %d/%d, write %d/%d", run, c.Runs, w, c.W5Writes)
+		b := gens[0].body()
+		p := &probe{id: model.NewID(), want: conns, done: make(chan struct{})}
+		b["id"] = model.JSONString(p.id)
+		current.Store(p)
+		p.t0 = time.Now()
+		if err := e.call(ctx, "POST", "/"+a.user+"/c0/events", a.personal, b, nil); err != nil {
+			return err
+		}
+		select {
+		case <-p.done:
+		case <-time.After(60 * time.Second):
+			p.mu.Lock()
+			n := len(p.lat)
+			p.mu.Unlock()
+			return fmt.Errorf("W5: write %d reached %d of %d connections in 60 s", w, n, conns)
+		}
+		p.mu.Lock()
+		all = append(all, p.lat...)
+		res.add("write p99 (per write)", "ms", p.lat.pct(99))
+		p.mu.Unlock()
+		time.Sleep(pause / 5)
+	}
+	res.addLatencies("latency", all)
+	return nil
+}
+
+// goMemory is this process's heap in use, stacks and goroutines.
+func goMemory() (heap, stack, goroutines float64) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapInuse), float64(ms.StackInuse), float64(runtime.NumGoroutine())
+}
