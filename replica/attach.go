@@ -102,7 +102,7 @@ func (r *Replica) AddAttachment(eventID, key, fileName, contentType string, src 
 				return forbidden("adding attachments needs contribute rights on the event")
 			}
 		}
-		v, err := r.clock.Now()
+		v, err := r.clock().Now()
 		if err != nil {
 			return err
 		}

@@ -166,7 +166,7 @@ func (r *Replica) write(kind model.Kind, id string, create bool,
 		if err != nil {
 			return err
 		}
-		v, err := r.clock.Now()
+		v, err := r.clock().Now()
 		if err != nil {
 			return err
 		}

@@ -50,11 +50,13 @@ var ErrVersion = errors.New("replica: protocol version not supported by the serv
 
 // Replica is a local copy of what one token sees. It is safe for concurrent use.
 type Replica struct {
-	dir   string
-	db    *badger.DB
-	opts  Options
-	id    string
-	clock *crdt.Clock
+	dir  string
+	db   *badger.DB
+	opts Options
+	// id is the replica id and clk the clock stamping its versions; both
+	// change together when the server asks for a new id (renewID).
+	id  atomic.Pointer[string]
+	clk atomic.Pointer[crdt.Clock]
 
 	mu   sync.Mutex    // serialises every write transaction
 	wake chan struct{} // signalled (coalescing) on local writes
@@ -111,7 +113,8 @@ func Open(dir string, opts Options) (*Replica, error) {
 				return err
 			}
 		}
-		r.id = string(raw)
+		id := string(raw)
+		r.id.Store(&id)
 		if raw, ok, err := getRaw(txn, keyClock); err != nil {
 			return err
 		} else if ok {
@@ -126,9 +129,10 @@ func Open(dir string, opts Options) (*Replica, error) {
 		db.Close()
 		return nil, fmt.Errorf("replica: open %s: %w", dir, err)
 	}
-	r.clock = crdt.NewClock(r.id, opts.Now, 0)
-	r.clock.SetOffset(cs.Offset)
-	r.clock.Restore(cs.Last)
+	c := crdt.NewClock(r.ID(), opts.Now, 0)
+	c.SetOffset(cs.Offset)
+	c.Restore(cs.Last)
+	r.clk.Store(c)
 	return r, nil
 }
 
@@ -154,7 +158,29 @@ func (r *Replica) Close() error {
 func (r *Replica) Dir() string { return r.dir }
 
 // ID returns the stable replica id.
-func (r *Replica) ID() string { return r.id }
+func (r *Replica) ID() string { return *r.id.Load() }
+
+// clock returns the clock that stamps local versions.
+func (r *Replica) clock() *crdt.Clock { return r.clk.Load() }
+
+// renewID takes a new replica id, persisted, and a clock stamping versions
+// with it (continuing from the old clock's last version). Pending changes
+// stay in the outbox and are pushed under the new id; their rseqs continue.
+func (r *Replica) renewID() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := model.NewID()
+	if err := r.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyReplica), []byte(id)) }); err != nil {
+		return err
+	}
+	old := r.clock()
+	c := crdt.NewClock(id, r.opts.Now, 0)
+	c.SetOffset(old.Offset())
+	c.Restore(old.Last())
+	r.id.Store(&id)
+	r.clk.Store(c)
+	return nil
+}
 
 // Subscribe returns a channel of changes (local and from the server). It is
 // closed by Close. A subscriber that does not keep up loses notifications
@@ -198,6 +224,26 @@ func (r *Replica) update(fn func(txn *badger.Txn) error) error {
 }
 
 // Configure records the server's root URL, the username and the token.
+//
+// What the replica holds was received through the previous token, with
+// that token's scope, cursor and blinding key; the server cannot tell that
+// another token now speaks for the same replica (two accesses may well
+// have the same permissions version). So another token drops it:
+//   - with another server or user as well: everything, pending changes
+//     included (they were made for another account and must not be pushed
+//     to this one);
+//   - with the same server and user: the items, the removal index, the
+//     cursor, the permissions and the rejections, but the pending changes
+//     stay: they are the user's own writes, pushed under the new token,
+//     which refuses them (into Rejections) if it may not make them.
+//     Acknowledged changes kept until the cursor passed them go: the
+//     server holds them, and the new token's download brings back what
+//     the new token may see.
+//
+// The same token with another URL or username keeps everything: a token
+// belongs to one access of one server, so that is the same server reached
+// at another address (a server from another history would answer with a
+// new epoch and the replica would start over anyway).
 func (r *Replica) Configure(serverURL, username, token string) error {
 	if !strings.HasPrefix(serverURL, "http://") && !strings.HasPrefix(serverURL, "https://") {
 		return fmt.Errorf("replica: server URL must start with http:// or https://, got %q", serverURL)
@@ -205,9 +251,73 @@ func (r *Replica) Configure(serverURL, username, token string) error {
 	if username == "" || token == "" {
 		return errors.New("replica: username and token are required")
 	}
+	next := Settings{Server: strings.TrimRight(serverURL, "/"), Username: username, Token: token}
+	prev, err := r.Settings()
+	if err != nil {
+		return err
+	}
+	switch {
+	case prev.Server == "" || prev.Token == next.Token:
+	case prev.Server != next.Server || prev.Username != next.Username:
+		if err := r.Purge(); err != nil {
+			return err
+		}
+	default:
+		if err := r.purgeTokenState(); err != nil {
+			return err
+		}
+	}
 	return r.update(func(txn *badger.Txn) error {
-		return setJSON(txn, keySettings, Settings{Server: strings.TrimRight(serverURL, "/"), Username: username, Token: token})
+		return setJSON(txn, keySettings, next)
 	})
+}
+
+// purgeTokenState drops what was received through the token (see
+// Configure), keeping the pending changes and the upload markers.
+func (r *Replica) purgeTokenState() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.deletePrefixes(prefixBase, prefixBlind, prefixRej); err != nil {
+		return err
+	}
+	var acked []entryHead
+	if err := r.db.View(func(txn *badger.Txn) error {
+		return eachEntry(txn, 0, func(raw []byte) (bool, error) {
+			h, err := headOf(raw)
+			if err == nil && h.Acked {
+				acked = append(acked, h)
+			}
+			return err == nil, err
+		})
+	}); err != nil {
+		return err
+	}
+	for len(acked) > 0 {
+		n := min(len(acked), 1000)
+		if err := r.db.Update(func(txn *badger.Txn) error {
+			for _, h := range acked[:n] {
+				if err := deleteEntry(txn, h.Kind, h.ID, h.RSeq); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		acked = acked[n:]
+	}
+	if err := r.db.Update(func(txn *badger.Txn) error {
+		for _, k := range []string{keyCursor, keyPerms, keyLastSync} {
+			if err := txn.Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	r.notify(Change{Kind: "*", Source: "server", Removed: true})
+	return nil
 }
 
 // Settings returns what Configure recorded.
@@ -234,7 +344,7 @@ type Status struct {
 
 // Status reports pending changes, rejections, cursor and settings.
 func (r *Replica) Status() (Status, error) {
-	st := Status{Connected: r.connected.Load(), ReplicaID: r.id}
+	st := Status{Connected: r.connected.Load(), ReplicaID: r.ID()}
 	err := r.db.View(func(txn *badger.Txn) error {
 		var s Settings
 		if _, err := getJSON(txn, keySettings, &s); err != nil {
@@ -319,15 +429,51 @@ func (r *Replica) DiscardRejection(id string) error {
 }
 
 func (r *Replica) nowSeconds() float64 {
-	return float64(r.opts.Now().UnixMilli()+r.clock.Offset()) / 1000
+	return float64(r.opts.Now().UnixMilli()+r.clock().Offset()) / 1000
 }
 
 func (r *Replica) saveClock(txn *badger.Txn) error {
-	raw, err := msgpack.Marshal(&clockState{Last: r.clock.Last(), Offset: r.clock.Offset()})
+	raw, err := msgpack.Marshal(&clockState{Last: r.clock().Last(), Offset: r.clock().Offset()})
 	if err != nil {
 		return err
 	}
 	return txn.Set([]byte(keyClock), raw)
+}
+
+// maxRSeq returns what hello announces as MaxRSeq: the highest rseq this
+// replica ever pushed. The server compares it with the highest it applied
+// for the replica id, and finds a directory restored from an older copy by
+// that mark being higher. The highest rseq assigned would not do: a write
+// made after the restore takes the next number, which the later copy may
+// have pushed already, and hides the gap. A store written before the mark
+// existed announces the highest rseq assigned (never too low).
+func maxRSeq(txn *badger.Txn) (uint64, error) {
+	raw, ok, err := getRaw(txn, keyPushed)
+	if err != nil {
+		return 0, err
+	}
+	if !ok || len(raw) != 8 {
+		if raw, ok, err = getRaw(txn, keyRSeq); err != nil || !ok || len(raw) != 8 {
+			return 0, err
+		}
+		return max(binary.BigEndian.Uint64(raw), 1) - 1, nil
+	}
+	return binary.BigEndian.Uint64(raw), nil
+}
+
+// markPushed records rseq as pushed (before the push is sent), keeping the
+// highest.
+func (r *Replica) markPushed(rseq uint64) error {
+	return r.update(func(txn *badger.Txn) error {
+		raw, ok, err := getRaw(txn, keyPushed)
+		if err != nil {
+			return err
+		}
+		if ok && len(raw) == 8 && binary.BigEndian.Uint64(raw) >= rseq {
+			return nil
+		}
+		return txn.Set([]byte(keyPushed), binary.BigEndian.AppendUint64(nil, rseq))
+	})
 }
 
 func nextRSeq(txn *badger.Txn) (uint64, error) {

@@ -1,9 +1,11 @@
 package replica
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -16,13 +18,16 @@ import (
 )
 
 const (
-	keySettings  = "s/settings"
-	keyReplica   = "s/replica"
-	keyClock     = "s/clock"
-	keyCursor    = "s/cursor"
-	keyPerms     = "s/perms"
-	keyRSeq      = "s/rseq"
-	keyLastSync  = "s/lastsync"
+	keySettings = "s/settings"
+	keyReplica  = "s/replica"
+	keyClock    = "s/clock"
+	keyCursor   = "s/cursor"
+	keyPerms    = "s/perms"
+	keyRSeq     = "s/rseq"
+	keyLastSync = "s/lastsync"
+	// keyPushed holds the highest rseq ever pushed (8 bytes BE), written
+	// before the push is sent: hello announces it as MaxRSeq.
+	keyPushed    = "s/pushed"
 	prefixBase   = "b/"
 	prefixBlind  = "x/"
 	prefixOutbox = "o/"
@@ -89,6 +94,21 @@ type permState struct {
 	Permissions []model.Permission `json:"permissions"`
 	PermVersion int64              `json:"permVersion"`
 	Key         []byte             `json:"key"`
+	// Unconfirmed says the replica has not yet received the whole scope of
+	// PermVersion: the server re-sends what new permissions include from the
+	// start of the feed, and until a caught-up batch ends that re-send, hello
+	// must keep announcing HelloVersion (the version whose scope the replica
+	// does hold), or an interrupted re-send would never be resumed.
+	Unconfirmed  bool  `json:"unconfirmed,omitempty"`
+	HelloVersion int64 `json:"helloVersion,omitempty"`
+}
+
+// announced is the permissions version hello sends.
+func (p *permState) announced() int64 {
+	if p.Unconfirmed {
+		return p.HelloVersion
+	}
+	return p.PermVersion
 }
 
 type clockState struct {
@@ -266,6 +286,16 @@ func putEntry(txn *badger.Txn, e *entry) error {
 	return txn.Set(outboxIndexKey(e.Kind, e.ID, e.RSeq), nil)
 }
 
+// putStoredEntry rewrites an outbox entry read by readEntry (its index key
+// exists already).
+func putStoredEntry(txn *badger.Txn, e *storedEntry) error {
+	raw, err := msgpack.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return txn.Set(outboxKey(e.RSeq), raw)
+}
+
 // deleteEntry deletes an outbox entry and its index key.
 func deleteEntry(txn *badger.Txn, kind, id string, rseq uint64) error {
 	if err := txn.Delete(outboxKey(rseq)); err != nil {
@@ -310,6 +340,68 @@ func indexedEntries(txn *badger.Txn, prefix string) ([]entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// storedEntry is an outbox entry with its delta left encoded: the push
+// path reads, sends and acknowledges entries without decoding the changes
+// (entry and storedEntry must keep the same msgpack keys).
+type storedEntry struct {
+	RSeq   uint64             `msgpack:"r"`
+	Kind   string             `msgpack:"k"`
+	ID     string             `msgpack:"i"`
+	Create bool               `msgpack:"c,omitempty"`
+	Delta  msgpack.RawMessage `msgpack:"d"`
+	Acked  bool               `msgpack:"a,omitempty"`
+	Seq    uint64             `msgpack:"s,omitempty"`
+	Epoch  string             `msgpack:"e,omitempty"`
+	Repush bool               `msgpack:"p,omitempty"`
+}
+
+// readEntry reads an encoded entry in one pass; Delta is a slice of raw.
+func readEntry(raw []byte) (storedEntry, error) {
+	var e storedEntry
+	r := bytes.NewReader(raw)
+	dec := msgpack.NewDecoder(r) // reads r directly: r.Len() tracks the position
+	n, err := dec.DecodeMapLen()
+	if err != nil {
+		return e, err
+	}
+	for range n {
+		k, err := dec.DecodeString()
+		if err != nil {
+			return e, err
+		}
+		switch k {
+		case "r":
+			e.RSeq, err = dec.DecodeUint64()
+		case "k":
+			e.Kind, err = dec.DecodeString()
+		case "i":
+			e.ID, err = dec.DecodeString()
+		case "c":
+			e.Create, err = dec.DecodeBool()
+		case "d":
+			start := len(raw) - r.Len()
+			if err = dec.Skip(); err == nil {
+				end := len(raw) - r.Len()
+				e.Delta = raw[start:end:end]
+			}
+		case "a":
+			e.Acked, err = dec.DecodeBool()
+		case "s":
+			e.Seq, err = dec.DecodeUint64()
+		case "e":
+			e.Epoch, err = dec.DecodeString()
+		case "p":
+			e.Repush, err = dec.DecodeBool()
+		default:
+			err = dec.Skip()
+		}
+		if err != nil {
+			return e, fmt.Errorf("replica: outbox entry: %w", err)
+		}
+	}
+	return e, nil
 }
 
 // entryHead is an outbox entry without its delta: enough to count, order

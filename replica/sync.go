@@ -36,6 +36,9 @@ type RoundResult struct {
 func (r *Replica) Sync(ctx context.Context) (RoundResult, error) {
 	var res RoundResult
 	err := r.session(ctx, false, &res, nil)
+	if errors.Is(err, errRenewed) {
+		err = r.session(ctx, false, &res, nil) // under the new replica id
+	}
 	if err == nil {
 		r.collectGarbage()
 	}
@@ -48,6 +51,7 @@ func (r *Replica) Sync(ctx context.Context) (RoundResult, error) {
 // (token revoked or invalid, protocol version, not configured).
 func (r *Replica) Run(ctx context.Context) error {
 	backoff := r.opts.MinBackoff
+	renewed := false
 	for {
 		welcomed := false
 		err := r.session(ctx, true, nil, func() { welcomed = true })
@@ -57,6 +61,11 @@ func (r *Replica) Run(ctx context.Context) error {
 		if errors.Is(err, ErrAccessRevoked) || errors.Is(err, ErrVersion) || errors.Is(err, ErrNotConfigured) {
 			return err
 		}
+		if errors.Is(err, errRenewed) && !renewed {
+			renewed = true
+			continue // reconnect at once under the new replica id
+		}
+		renewed = false
 		if welcomed {
 			backoff = r.opts.MinBackoff
 		}
@@ -103,6 +112,14 @@ type sessionState struct {
 	pushedTo  uint64 // highest rseq pushed this session
 	caughtUp  bool
 	maxSeq    uint64 // highest seq acknowledged this session
+	// helloPerm is the permissions version hello announced and hadCursor
+	// whether it carried a cursor.
+	helloPerm int64
+	hadCursor bool
+	// permPending: new permissions (welcome or scope) are stored but their
+	// scope is not yet wholly received; the next caught-up batch confirms
+	// them (see permState.Unconfirmed).
+	permPending bool
 }
 
 // session runs one connection. Without live it returns once the round is
@@ -284,16 +301,21 @@ func (s *sessionState) send(ctx context.Context, m *syncproto.Message) error {
 	if err != nil {
 		return err
 	}
+	return s.write(ctx, m.T, frame)
+}
+
+// write sends an encoded frame of type t.
+func (s *sessionState) write(ctx context.Context, t string, frame []byte) error {
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := s.conn.Write(wctx, websocket.MessageBinary, frame); err != nil {
-		return fmt.Errorf("replica: send %s: %w", m.T, err)
+		return fmt.Errorf("replica: send %s: %w", t, err)
 	}
 	return nil
 }
 
 func (s *sessionState) hello(ctx context.Context) error {
-	h := &syncproto.Hello{Version: syncproto.ProtocolVersion, Replica: s.r.id, Clock: s.r.opts.Now().UnixMilli()}
+	h := &syncproto.Hello{Version: syncproto.ProtocolVersion, Replica: s.r.ID(), Clock: s.r.opts.Now().UnixMilli()}
 	err := s.r.db.View(func(txn *badger.Txn) error {
 		var c syncproto.Cursor
 		if ok, err := getJSON(txn, keyCursor, &c); err != nil {
@@ -307,12 +329,16 @@ func (s *sessionState) hello(ctx context.Context) error {
 			return err
 		}
 		if p != nil {
-			h.PermVersion = p.PermVersion
+			h.PermVersion = p.announced()
 			s.key = p.Key
+		}
+		if h.MaxRSeq, err = maxRSeq(txn); err != nil {
+			return err
 		}
 		h.Pending, err = countPending(txn)
 		return err
 	})
+	s.helloPerm, s.hadCursor = h.PermVersion, h.Cursor != nil
 	if err != nil {
 		return err
 	}
@@ -373,13 +399,37 @@ func (s *sessionState) handle(ctx context.Context, m inbound) error {
 	return fmt.Errorf("replica: unexpected message %q", m.T)
 }
 
+// errRenewed ends a session whose welcome asked for a new replica id: the
+// replica has taken one and connects again under it.
+var errRenewed = errors.New("replica: the server asked for a new replica id")
+
 func (s *sessionState) welcome(w *syncproto.Welcome) error {
 	r := s.r
-	r.clock.SetServerTime(w.ServerTime)
+	r.clock().SetServerTime(w.ServerTime)
+	if w.Renew {
+		// This directory was restored from an older copy: its sequence
+		// numbers were already used by the later copy, and pushes under
+		// the old id would be dropped as replays. Take a new id (pending
+		// changes stay and are pushed under it), then reconnect.
+		if err := r.renewID(); err != nil {
+			return err
+		}
+		return errRenewed
+	}
 	s.epoch = w.Epoch
 	keyChanged := !bytes.Equal(s.key, w.Key)
 	s.key = w.Key
 	perms := permState{AccessID: w.AccessID, AccessType: w.AccessType, Permissions: w.Permissions, PermVersion: w.PermVersion, Key: w.Key}
+	// Without a cursor, or after a reset, the download starts at the
+	// beginning of the feed under the new permissions, so resuming it from
+	// any cursor brings their whole scope. Otherwise new permissions make
+	// the server re-send their scope from the start: until a caught-up
+	// batch ends that re-send, hello keeps announcing the version sent
+	// this time, so an interrupted re-send is started again.
+	if s.hadCursor && w.Reset == "" && w.PermVersion != s.helloPerm {
+		perms.Unconfirmed, perms.HelloVersion = true, s.helloPerm
+		s.permPending = true
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if w.Reset == syncproto.ResetEpoch {
@@ -539,6 +589,14 @@ func (s *sessionState) scope(perms []model.Permission, version int64) error {
 		r.mu.Unlock()
 		return err
 	}
+	if !p.Unconfirmed && p.PermVersion != version {
+		// Keep announcing the version whose scope is held until the
+		// re-send the scope change starts is caught up (see welcome).
+		p.Unconfirmed, p.HelloVersion = true, p.PermVersion
+	}
+	if p.Unconfirmed {
+		s.permPending = true
+	}
 	p.Permissions, p.PermVersion = perms, version
 	gone, err := r.dropOutOfScope(p.Key, model.Compile(p.AccessType, perms))
 	if err == nil {
@@ -570,22 +628,26 @@ func (s *sessionState) pushNext(ctx context.Context) error {
 // pushed (or the upload the batch needs first); it reports whether it sent
 // a push.
 func (s *sessionState) pushOne(ctx context.Context) (bool, error) {
-	var changes []syncproto.Change
+	var changes []pushChange
+	var withFiles []syncproto.Change // the attachments the changes name
 	size := 0
 	err := s.r.db.View(func(txn *badger.Txn) error {
 		return eachEntry(txn, s.pushedTo+1, func(raw []byte) (bool, error) {
 			if len(changes) > 0 && (len(changes) >= syncproto.MaxPushChanges || size+len(raw) > syncproto.MaxFrameBytes/2) {
 				return false, nil
 			}
-			var e entry
-			if err := msgpack.Unmarshal(raw, &e); err != nil {
-				return false, err
-			}
-			if e.Acked {
-				return true, nil
+			e, err := readEntry(raw)
+			if err != nil || e.Acked {
+				return err == nil, err
 			}
 			size += len(raw) + 64
-			changes = append(changes, syncproto.Change{RSeq: e.RSeq, Kind: e.Kind, ID: e.ID, Create: e.Create, Delta: e.Delta})
+			delta := bytes.Clone(e.Delta)
+			changes = append(changes, pushChange{RSeq: e.RSeq, Kind: e.Kind, ID: e.ID, Create: e.Create, Delta: delta})
+			if files, err := deltaFiles(delta); err != nil {
+				return false, err
+			} else if len(files) > 0 {
+				withFiles = append(withFiles, syncproto.Change{Delta: crdt.Doc{Files: files}})
+			}
 			return true, nil
 		})
 	})
@@ -594,14 +656,63 @@ func (s *sessionState) pushOne(ctx context.Context) (bool, error) {
 	}
 	// Content first: a change naming an attachment is pushed only once the
 	// server holds its content.
-	if ups, err := s.r.pendingUploads(changes); err != nil {
+	if ups, err := s.r.pendingUploads(withFiles); err != nil {
 		return false, err
 	} else if len(ups) > 0 {
 		return false, s.upload(ctx, ups[0])
 	}
+	frame, err := encodePush(changes)
+	if err != nil {
+		return false, err
+	}
+	last := changes[len(changes)-1].RSeq
+	if err := s.r.markPushed(last); err != nil {
+		return false, err
+	}
 	s.inflight++
-	s.pushedTo = changes[len(changes)-1].RSeq
-	return true, s.send(ctx, &syncproto.Message{T: syncproto.TypePush, Push: &syncproto.Push{Changes: changes}})
+	s.pushedTo = last
+	return true, s.write(ctx, syncproto.TypePush, frame)
+}
+
+// pushChange is syncproto.Change with its delta as the outbox stores it
+// (msgpack): a push is encoded without decoding the changes.
+type pushChange struct {
+	RSeq   uint64             `msgpack:"rseq"`
+	Kind   string             `msgpack:"kind"`
+	ID     string             `msgpack:"id"`
+	Create bool               `msgpack:"create,omitempty"`
+	Delta  msgpack.RawMessage `msgpack:"delta"`
+}
+
+// encodePush encodes a push frame as syncproto.Encode would.
+func encodePush(changes []pushChange) ([]byte, error) {
+	var frame struct {
+		T    string `msgpack:"t"`
+		Push struct {
+			Changes []pushChange `msgpack:"changes"`
+		} `msgpack:"push"`
+	}
+	frame.T, frame.Push.Changes = syncproto.TypePush, changes
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(true)
+	if err := enc.Encode(&frame); err != nil {
+		return nil, fmt.Errorf("replica: encode push: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// deltaFiles returns the attachments an encoded delta sets (the "a" map of
+// crdt.Doc), decoding nothing else.
+func deltaFiles(delta []byte) (map[string]crdt.Field, error) {
+	if !bytes.Contains(delta, []byte{0xa1, 'a'}) { // no "a" key anywhere
+		return nil, nil
+	}
+	var d struct {
+		Files map[string]crdt.Field `msgpack:"a,omitempty"`
+	}
+	err := msgpack.Unmarshal(delta, &d)
+	return d.Files, err
 }
 
 func (s *sessionState) pushResult(pr *syncproto.PushResult) error {
@@ -618,25 +729,34 @@ func (s *sessionState) pushResult(pr *syncproto.PushResult) error {
 			if !ok {
 				continue
 			}
-			var e entry
-			if err := msgpack.Unmarshal(raw, &e); err != nil {
+			// The delta stays encoded unless a rejection records it.
+			se, err := readEntry(raw)
+			if err != nil {
 				return err
+			}
+			full := func() (entry, error) {
+				var e entry
+				return e, msgpack.Unmarshal(raw, &e)
 			}
 			switch res.Status {
 			case syncproto.StatusOK, syncproto.StatusDuplicate, syncproto.StatusConflict:
 				s.res.Pushed++
-				e.Acked, e.Seq, e.Epoch = true, res.Seq, s.epoch
+				se.Acked, se.Seq, se.Epoch = true, res.Seq, s.epoch
 				if res.Seq > s.maxSeq {
 					s.maxSeq = res.Seq
 				}
-				if e.Epoch == s.cursor.Epoch && e.Seq <= s.cursor.Seq {
-					if err := deleteEntry(txn, e.Kind, e.ID, e.RSeq); err != nil {
+				if se.Epoch == s.cursor.Epoch && se.Seq <= s.cursor.Seq {
+					if err := deleteEntry(txn, se.Kind, se.ID, se.RSeq); err != nil {
 						return err
 					}
-				} else if err := putEntry(txn, &e); err != nil {
+				} else if err := putStoredEntry(txn, &se); err != nil {
 					return err
 				}
-				if res.Status == syncproto.StatusConflict && len(res.Lost) > 0 && !e.Repush {
+				if res.Status == syncproto.StatusConflict && len(res.Lost) > 0 && !se.Repush {
+					e, err := full()
+					if err != nil {
+						return err
+					}
 					s.res.Conflicts++
 					var cur crdt.Doc
 					if res.Current != nil {
@@ -652,6 +772,10 @@ func (s *sessionState) pushResult(pr *syncproto.PushResult) error {
 					}
 				}
 			case syncproto.StatusRejected:
+				e, err := full()
+				if err != nil {
+					return err
+				}
 				if err := deleteEntry(txn, e.Kind, e.ID, e.RSeq); err != nil {
 					return err
 				}
@@ -667,8 +791,20 @@ func (s *sessionState) pushResult(pr *syncproto.PushResult) error {
 				if err := setJSON(txn, prefixRej+rj.ID, rj); err != nil {
 					return err
 				}
+				// Current is the item as the server held it at head res.Seq.
+				// Pushes and changes batches leave the server separately, so
+				// a batch at or past that head may have been applied already:
+				// then base is at least as new and stays as it is.
+				if s.cursor.Epoch != s.epoch || s.cursor.Seq >= res.Seq {
+					notes = append(notes, Change{Kind: e.Kind, ID: e.ID, Source: "server"})
+					continue
+				}
 				if res.Current != nil && res.Current.Kind == e.Kind && res.Current.ID == e.ID {
-					if err := putBase(txn, s.key, e.Kind, e.ID, res.Current.Doc); err != nil {
+					cur, _, err := getBase(txn, e.Kind, e.ID)
+					if err != nil {
+						return err
+					}
+					if err := putBase(txn, s.key, e.Kind, e.ID, crdt.Merge(cur, res.Current.Doc)); err != nil {
 						return err
 					}
 				} else if err := deleteBase(txn, s.key, e.Kind, e.ID); err != nil {
@@ -824,7 +960,7 @@ func (s *sessionState) changes(c *wireChanges) error {
 			if err := putServerItem(txn, s.key, it.Kind, it.ID, it.Doc, it.Raw); err != nil {
 				return err
 			}
-			r.clock.Observe(it.Doc.MaxVersion())
+			r.clock().Observe(it.Doc.MaxVersion())
 			notes = append(notes, Change{Kind: it.Kind, ID: it.ID, Source: "server", Removed: it.Doc.IsDeleted()})
 		}
 		for _, b := range c.Removals {
@@ -863,6 +999,19 @@ func (s *sessionState) changes(c *wireChanges) error {
 			if err := setJSON(txn, keyLastSync, float64(r.opts.Now().UnixMilli())/1000); err != nil {
 				return err
 			}
+			if s.permPending {
+				// The re-send of the new permissions' scope is complete.
+				p, err := loadPerms(txn)
+				if err != nil {
+					return err
+				}
+				if p != nil && p.Unconfirmed {
+					p.Unconfirmed, p.HelloVersion = false, 0
+					if err := setJSON(txn, keyPerms, p); err != nil {
+						return err
+					}
+				}
+			}
 		}
 		return r.saveClock(txn)
 	})
@@ -873,6 +1022,7 @@ func (s *sessionState) changes(c *wireChanges) error {
 	s.res.Applied += len(notes)
 	if c.CaughtUp {
 		s.caughtUp = true
+		s.permPending = false
 	}
 	r.notify(notes...)
 	return nil

@@ -85,3 +85,64 @@ func TestDecodeInboundRefusesMalformedChanges(t *testing.T) {
 		t.Fatalf("ack: %+v, %v", m, err)
 	}
 }
+
+// TestPushFrameMatchesSyncproto: a push built from stored entries without
+// decoding their deltas decodes to the changes syncproto would have sent,
+// and an entry rewritten from its stored form keeps its delta.
+func TestPushFrameMatchesSyncproto(t *testing.T) {
+	v := crdt.Version{Time: 1_700_000_000_000, Node: "creplica"}
+	files := map[string]crdt.Field{"photo": {V: v, Val: []byte(`{"digest":"abc","size":3}`)}}
+	var want []syncproto.Change
+	var changes []pushChange
+	for i := range 5 {
+		e := entry{RSeq: uint64(10 + i), Kind: "event", ID: model.NewID(), Create: i%2 == 0, Delta: wireDoc(i), Repush: i == 3}
+		if i == 1 {
+			e.Delta.Files = files
+		}
+		raw, err := msgpack.Marshal(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		se, err := readEntry(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if se.RSeq != e.RSeq || se.Kind != e.Kind || se.ID != e.ID || se.Create != e.Create || se.Repush != e.Repush || se.Acked {
+			t.Fatalf("entry %d read as %+v", i, se)
+		}
+		got, err := deltaFiles(se.Delta)
+		if err != nil || len(got) != len(e.Delta.Files) {
+			t.Fatalf("entry %d: files %v (%v), want %v", i, got, err, e.Delta.Files)
+		}
+		// Acknowledged and rewritten from its stored form.
+		se.Acked, se.Seq, se.Epoch = true, 99, "ep"
+		again, err := msgpack.Marshal(&se)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back entry
+		if err := msgpack.Unmarshal(again, &back); err != nil || !crdt.Equal(back.Delta, e.Delta) || !back.Acked ||
+			back.Seq != 99 || back.Epoch != "ep" || back.RSeq != e.RSeq || back.Repush != e.Repush || back.Create != e.Create {
+			t.Fatalf("entry %d rewritten as %+v (%v)", i, back, err)
+		}
+		want = append(want, syncproto.Change{RSeq: e.RSeq, Kind: e.Kind, ID: e.ID, Create: e.Create, Delta: e.Delta})
+		changes = append(changes, pushChange{RSeq: se.RSeq, Kind: se.Kind, ID: se.ID, Create: se.Create, Delta: se.Delta})
+	}
+	frame, err := encodePush(changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := syncproto.Decode(frame)
+	if err != nil {
+		t.Fatalf("the push frame does not pass syncproto.Decode: %v", err)
+	}
+	if m.T != syncproto.TypePush || m.Push == nil || len(m.Push.Changes) != len(want) {
+		t.Fatalf("decoded %+v", m)
+	}
+	for i, c := range m.Push.Changes {
+		w := want[i]
+		if c.RSeq != w.RSeq || c.Kind != w.Kind || c.ID != w.ID || c.Create != w.Create || !crdt.Equal(c.Delta, w.Delta) {
+			t.Fatalf("change %d: got %+v, want %+v", i, c, w)
+		}
+	}
+}

@@ -611,9 +611,9 @@ func wireDoc(tx *store.Tx, a *Actor, kind model.Kind, d crdt.Doc) crdt.Doc {
 	if f.Parent == "" || a.Scope.FolderLevel(f.Channel, f.Parent, txTree{tx}) > model.LevelNone {
 		return d
 	}
+	// The oldest version: once the parent becomes visible, its real value
+	// (at its real version) wins the merge on the replica.
 	out := d.Clone()
-	pf := out.Fields["parentId"]
-	pf.Val = []byte("null")
-	out.Fields["parentId"] = pf
+	out.Fields["parentId"] = crdt.Field{Val: []byte("null")}
 	return out
 }

@@ -32,8 +32,39 @@
 //     feed (one per item and channel, replaced when it leaves again).
 //   - Tombstoned items keep their record forever (an event id is never
 //     reused); their feed entry stays until compaction past the horizon.
-//   - A write request either commits whole or not at all: its writes go to a
-//     private overlay and reach the Badger transaction only if it succeeds.
+//   - A write request either commits whole or not at all: its writes go to
+//     its group commit's write set with an undo log, and are rolled back
+//     before the next request runs if it fails; only the write sets of
+//     group commits reach Badger.
 //   - A corrupt stored value makes reads return an error, never panic: every
-//     msgpack value passes the syncproto validation gate before decoding.
+//     msgpack value passes the syncproto validation gate before decoding
+//     (PutItem may skip it for bytes the same request already decoded or
+//     wrote itself).
+//
+// Group commits are pipelined: while one is being written and synced by
+// Badger (the flight), the next one runs its requests against a snapshot
+// taken before the flight plus the flight's and its own write sets, and is
+// handed to Badger when the flight has landed. Requests are answered, heads
+// published and OnCommit called only once their group commit is durable; a
+// reader's snapshot waits for the flight (Badger's read timestamp), so no
+// reader sees a write before it is durable. If a flight fails, the group
+// commit built on it runs its requests again. When the disk rather than the
+// CPU is the bottleneck, the committer lets the writers a flight answers
+// come back before it sends the next group commit, so that each sync carries
+// more changes.
+//
+// Performance: on the 2-core development machine, with SyncWrites on and 64
+// concurrent writers, BenchmarkCommitterBatch100 (100 small event changes
+// per request) measured a median of about 113k durable changes/s when the
+// machine was otherwise quiet (85-100k/s while other jobs ran), and
+// BenchmarkCommitter (one change per request, so one sync per group commit
+// of at most 64 changes) about 60k/s. The whole process spends about 10 µs
+// of CPU per change (14 µs with one change per request), over half of it in
+// Badger: its single write goroutine (memtable and WAL) is the bottleneck,
+// then memtable flushes and compaction. Measure with
+//
+//	go test -run '^$' -bench Committer -benchtime 2s -count 3 ./server/store/
+//
+// and compare runs taken at the same time: the cpu-µs/change metric varies
+// far less with the machine's load than changes/s.
 package store

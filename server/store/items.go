@@ -1,10 +1,14 @@
 package store
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -24,13 +28,23 @@ type Record struct {
 
 // Item loads an item's record; ok is false when the id was never used.
 func (t *Tx) Item(kind model.Kind, id string) (*Record, bool, error) {
-	raw, ok, err := t.get(keyItem(t.user, kind, id))
-	if err != nil || !ok {
+	key := keyItem(t.user, kind, id)
+	raw, ok, snap, err := t.itemRaw(key)
+	if err != nil {
 		return nil, false, err
+	}
+	if !ok {
+		if snap && !t.readOnly {
+			t.remember(key, metaEntry{snap: true}) // absent: PutItem need not look again
+		}
+		return nil, false, nil
 	}
 	var r Record
 	if err := decode(raw, &r); err != nil {
 		return nil, false, fmt.Errorf("item %s/%s: %w", kind, id, err)
+	}
+	if !t.readOnly {
+		t.remember(key, metaEntry{raw: raw, m: metaOf(&r), snap: snap})
 	}
 	return &r, true, nil
 }
@@ -48,15 +62,78 @@ func (t *Tx) Items(kind model.Kind, fn func(id string, r *Record) (bool, error))
 	})
 }
 
-func itemChannel(kind model.Kind, id string, d crdt.Doc, old *Record) string {
+// itemMeta is what PutItem needs of an item's previous record.
+type itemMeta struct {
+	seq     uint64
+	channel string
+	time    float64
+	running bool
+	deleted bool
+}
+
+func metaOf(r *Record) itemMeta {
+	return itemMeta{seq: r.Seq, channel: r.Channel, time: r.Time, running: r.Running, deleted: r.Doc.IsDeleted()}
+}
+
+// metaEntry caches, within a write request, the meta of a record the
+// request decoded (Item) or wrote (PutItem), so that PutItem after Item does
+// not read and decode the same record again. An entry read from the snapshot
+// (snap) stands for the snapshot's value, which does not change during a
+// request (raw nil: no record); any other entry is used only for the very
+// bytes it came from. So entries never go stale.
+type metaEntry struct {
+	raw  []byte
+	m    itemMeta
+	snap bool
+}
+
+func (t *Tx) remember(key string, e metaEntry) {
+	if t.meta == nil {
+		t.meta = map[string]metaEntry{}
+	}
+	t.meta[key] = e
+}
+
+// itemRaw reads an item record's bytes: from the write sets, else from what
+// the request remembers of the snapshot, else from the snapshot (snap true).
+func (t *Tx) itemRaw(key string) (raw []byte, ok, snap bool, err error) {
+	if v, found := t.layered(key); found {
+		return v, v != nil, false, nil
+	}
+	if e, hit := t.meta[key]; hit && e.snap {
+		return e.raw, e.raw != nil, true, nil
+	}
+	raw, ok, err = t.snapGet(key)
+	return raw, ok, true, err
+}
+
+// oldMeta loads the meta of the item's current record (ok false when the id
+// was never used), decoding it only when the request has not seen these
+// bytes.
+func (t *Tx) oldMeta(kind model.Kind, id, key string) (itemMeta, bool, error) {
+	raw, ok, _, err := t.itemRaw(key)
+	if err != nil || !ok {
+		return itemMeta{}, false, err
+	}
+	if e, hit := t.meta[key]; hit && e.raw != nil && bytes.Equal(e.raw, raw) {
+		return e.m, true, nil
+	}
+	var r Record
+	if err := decode(raw, &r); err != nil {
+		return itemMeta{}, false, fmt.Errorf("item %s/%s: %w", kind, id, err)
+	}
+	return metaOf(&r), true, nil
+}
+
+func itemChannel(kind model.Kind, id string, d crdt.Doc, old itemMeta, had bool) string {
 	if kind == model.KindChannel {
 		return id
 	}
-	if c := model.StringField(d, "channelId"); c != "" {
+	if c := stringField(d, "channelId"); c != "" {
 		return c
 	}
-	if old != nil {
-		return old.Channel
+	if had {
+		return old.channel
 	}
 	return ""
 }
@@ -66,7 +143,8 @@ func itemChannel(kind model.Kind, id string, d crdt.Doc, old *Record) string {
 // old channel's feed when the channel changed, and the event time index is
 // kept in step. It returns the new sequence number.
 func (t *Tx) PutItem(kind model.Kind, id string, d crdt.Doc) (uint64, error) {
-	old, had, err := t.Item(kind, id)
+	ikey := keyItem(t.user, kind, id)
+	old, had, err := t.oldMeta(kind, id, ikey)
 	if err != nil {
 		return 0, err
 	}
@@ -74,59 +152,78 @@ func (t *Tx) PutItem(kind model.Kind, id string, d crdt.Doc) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ch := itemChannel(kind, id, d, old)
-	ref := kindByte(kind) + ":" + id
+	ch := itemChannel(kind, id, d, old, had)
 	if had {
-		t.del(keyFeed(t.user, old.Channel, old.Seq))
-		if old.Channel != ch && old.Channel != "" {
-			xk := keyExit(t.user, old.Channel, kind, id)
+		t.del(keyFeed(t.user, old.channel, old.seq))
+		if old.channel != ch && old.channel != "" {
+			xk := keyExit(t.user, old.channel, kind, id)
 			if prev, ok, err := t.get(xk); err != nil {
 				return 0, err
 			} else if ok && len(prev) == 8 {
-				t.del(keyFeed(t.user, old.Channel, beUint(prev)))
+				t.del(keyFeed(t.user, old.channel, beUint(prev)))
 			}
-			t.set(keyFeed(t.user, old.Channel, seq), []byte(kindByte(kind)+"!"+id))
+			t.set(keyFeed(t.user, old.channel, seq), feedRef(kind, true, id))
 			t.set(xk, be64(seq))
-			t.Notify(kind, old.Channel)
+			t.Notify(kind, old.channel)
+		}
+		// Coming back to a channel it once left: its exit marker there is
+		// moot. An item has an exit marker only in channels it left and
+		// is not in, so only a move can find one (a new id has none).
+		if old.channel != ch {
+			xk := keyExit(t.user, ch, kind, id)
+			if prev, ok, err := t.get(xk); err != nil {
+				return 0, err
+			} else if ok && len(prev) == 8 {
+				t.del(keyFeed(t.user, ch, beUint(prev)))
+				t.del(xk)
+			}
 		}
 	}
-	// Coming back to a channel it once left: its exit marker there is moot.
-	xk := keyExit(t.user, ch, kind, id)
-	if prev, ok, err := t.get(xk); err != nil {
-		return 0, err
-	} else if ok && len(prev) == 8 {
-		t.del(keyFeed(t.user, ch, beUint(prev)))
-		t.del(xk)
-	}
-	t.set(keyFeed(t.user, ch, seq), []byte(ref))
+	t.set(keyFeed(t.user, ch, seq), feedRef(kind, false, id))
 	rec := Record{Doc: d, Seq: seq, Channel: ch}
 	if kind == model.KindEvent {
-		if had && !old.Doc.IsDeleted() {
-			t.del(keyTime(t.user, old.Channel, old.Time, id))
-			if old.Running {
-				t.del(keyRunning(t.user, old.Channel, id))
+		if had && !old.deleted {
+			t.del(keyTime(t.user, old.channel, old.time, id))
+			if old.running {
+				t.del(keyRunning(t.user, old.channel, id))
 			}
 		}
 		if !d.IsDeleted() {
-			f := model.EventFactsOf(d)
-			rec.Time, rec.Running = f.Time, f.Running
-			t.set(keyTime(t.user, ch, f.Time, id), nil)
-			if f.Running {
+			f := eventTimesOf(d)
+			rec.Time, rec.Running = f.time, f.running
+			t.set(keyTime(t.user, ch, f.time, id), nil)
+			if f.running {
 				t.set(keyRunning(t.user, ch, id), nil)
 			}
-			if f.Period && !f.Running {
-				if err := t.raiseMaxSpan(ch, f.Duration); err != nil {
+			if f.period && !f.running {
+				if err := t.raiseMaxSpan(ch, f.duration); err != nil {
 					return 0, err
 				}
 			}
 		}
 	}
-	t.set(keyItem(t.user, kind, id), encode(&rec))
+	enc := encode(&rec)
+	t.set(ikey, enc)
+	if t.meta != nil {
+		t.meta[ikey] = metaEntry{raw: enc, m: metaOf(&rec)}
+	}
 	t.Notify(kind, ch)
 	if kind == model.KindChannel {
 		t.Notify(kind, "")
 	}
 	return seq, nil
+}
+
+// feedRef is a feed entry's value: "<k>:<id>", or "<k>!<id>" for an exit.
+func feedRef(kind model.Kind, exit bool, id string) []byte {
+	b := make([]byte, 2+len(id))
+	b[0] = kindByte(kind)[0]
+	b[1] = ':'
+	if exit {
+		b[1] = '!'
+	}
+	copy(b[2:], id)
+	return b
 }
 
 func beUint(b []byte) uint64 {
@@ -137,7 +234,7 @@ func beUint(b []byte) uint64 {
 	return n
 }
 
-func keyRunning(user, channel, id string) string { return keyUser(user) + "run/" + channel + "/" + id }
+func keyRunning(user, channel, id string) string { return "u/" + user + "/run/" + channel + "/" + id }
 func keyMaxSpan(user, channel string) string     { return keyUser(user) + "ms/" + channel }
 
 func (t *Tx) maxSpan(channel string) (float64, error) {
@@ -269,4 +366,282 @@ func (t *Tx) EventsByTime(channel string, from, to float64, asc bool, fn func(id
 		}
 	}
 	return nil
+}
+
+// Records are encoded by hand: the same msgpack map msgpack.Marshal makes
+// of a Record (keys from the field tags, the same omitempty rules, so
+// msgpack.Unmarshal reads it back unchanged), with compact integers, in one
+// allocation and without reflection.
+
+// encodeBuf holds scratch buffers: a record is encoded into one, then
+// copied out at its exact size.
+var encodeBuf = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func encodeRecord(r *Record) []byte {
+	bp := encodeBuf.Get().(*[]byte)
+	b := appendRecord((*bp)[:0], r)
+	out := make([]byte, len(b))
+	copy(out, b)
+	if cap(b) <= 1<<16 {
+		*bp = b
+		encodeBuf.Put(bp)
+	}
+	return out
+}
+
+func appendRecord(b []byte, r *Record) []byte {
+	n := 3
+	if r.Time != 0 {
+		n++
+	}
+	if r.Running {
+		n++
+	}
+	b = append(b, 0x80|byte(n))
+	b = append(b, 0xa1, 'd')
+	b = appendDoc(b, &r.Doc)
+	b = append(b, 0xa1, 's')
+	b = appendUint(b, r.Seq)
+	b = append(b, 0xa1, 'c')
+	b = appendStr(b, r.Channel)
+	if r.Time != 0 {
+		b = append(b, 0xa1, 't', 0xcb)
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(r.Time))
+	}
+	if r.Running {
+		b = append(b, 0xa1, 'r', 0xc3)
+	}
+	return b
+}
+
+func appendDoc(b []byte, d *crdt.Doc) []byte {
+	n := 0
+	for _, l := range []int{len(d.Fields), len(d.Tags), len(d.Data), len(d.Files)} {
+		if l > 0 {
+			n++
+		}
+	}
+	if !d.Deleted.IsZero() {
+		n++
+	}
+	b = append(b, 0x80|byte(n))
+	if len(d.Fields) > 0 {
+		b = append(b, 0xa1, 'f')
+		b = appendFields(b, d.Fields)
+	}
+	if len(d.Tags) > 0 {
+		b = append(b, 0xa1, 'g')
+		b = appendMapLen(b, len(d.Tags))
+		for k, e := range d.Tags {
+			b = appendStr(b, k)
+			b = append(b, 0x82, 0xa1, 'v')
+			b = appendVersion(b, e.V)
+			b = append(b, 0xa1, 'p')
+			if e.Present {
+				b = append(b, 0xc3)
+			} else {
+				b = append(b, 0xc2)
+			}
+		}
+	}
+	if len(d.Data) > 0 {
+		b = append(b, 0xa1, 'd')
+		b = appendFields(b, d.Data)
+	}
+	if len(d.Files) > 0 {
+		b = append(b, 0xa1, 'a')
+		b = appendFields(b, d.Files)
+	}
+	if !d.Deleted.IsZero() {
+		b = append(b, 0xa3, 'd', 'e', 'l')
+		b = appendVersion(b, d.Deleted)
+	}
+	return b
+}
+
+func appendFields(b []byte, m map[string]crdt.Field) []byte {
+	b = appendMapLen(b, len(m))
+	for k, f := range m {
+		b = appendStr(b, k)
+		if len(f.Val) > 0 {
+			b = append(b, 0x82, 0xa1, 'v')
+			b = appendVersion(b, f.V)
+			b = append(b, 0xa1, 'x')
+			b = appendBin(b, f.Val)
+		} else {
+			b = append(b, 0x81, 0xa1, 'v')
+			b = appendVersion(b, f.V)
+		}
+	}
+	return b
+}
+
+func appendVersion(b []byte, v crdt.Version) []byte {
+	b = append(b, 0x83, 0xa1, 't')
+	b = appendInt(b, v.Time)
+	b = append(b, 0xa1, 'c')
+	b = appendUint(b, uint64(v.Counter))
+	b = append(b, 0xa1, 'n')
+	return appendStr(b, v.Node)
+}
+
+func appendMapLen(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x80|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, 0xde), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, 0xdf), uint32(n))
+}
+
+func appendStr(b []byte, s string) []byte {
+	switch n := len(s); {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		b = append(b, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+	}
+	return append(b, s...)
+}
+
+func appendBin(b []byte, v []byte) []byte {
+	switch n := len(v); {
+	case n <= math.MaxUint8:
+		b = append(b, 0xc4, byte(n))
+	case n <= math.MaxUint16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xc5), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xc6), uint32(n))
+	}
+	return append(b, v...)
+}
+
+func appendUint(b []byte, n uint64) []byte {
+	switch {
+	case n <= math.MaxInt8:
+		return append(b, byte(n))
+	case n <= math.MaxUint8:
+		return append(b, 0xcc, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
+}
+
+func appendInt(b []byte, n int64) []byte {
+	switch {
+	case n >= 0:
+		return appendUint(b, uint64(n))
+	case n >= -32:
+		return append(b, byte(n))
+	case n >= math.MinInt8:
+		return append(b, 0xd0, byte(n))
+	case n >= math.MinInt16:
+		return binary.BigEndian.AppendUint16(append(b, 0xd1), uint16(n))
+	case n >= math.MinInt32:
+		return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(n))
+}
+
+// eventTimes are the facts of an event that its indexes need; eventTimesOf
+// computes them as model.EventFactsOf does, without its other work.
+type eventTimes struct {
+	time     float64
+	duration float64
+	period   bool
+	running  bool
+}
+
+func eventTimesOf(d crdt.Doc) eventTimes {
+	var e eventTimes
+	e.time, _ = numberField(d, "time")
+	if raw := d.Get("duration"); raw != nil {
+		e.period = true
+		if string(raw) == "null" {
+			e.running = true
+		} else {
+			e.duration, _ = numberField(d, "duration")
+		}
+	}
+	return e
+}
+
+// stringField is model.StringField with a fast path for plain ASCII strings.
+func stringField(d crdt.Doc, name string) string {
+	raw := d.Get(name)
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		plain := true
+		for _, c := range raw[1 : n-1] {
+			if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return string(raw[1 : n-1])
+		}
+	}
+	return model.StringField(d, name)
+}
+
+// numberField is model.NumberField with a fast path for a bare JSON number
+// (json.Unmarshal parses one with strconv.ParseFloat too).
+func numberField(d crdt.Doc, name string) (float64, bool) {
+	raw := d.Get(name)
+	if isJSONNumber(raw) {
+		f, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil {
+			return 0, false
+		}
+		return f, true
+	}
+	return model.NumberField(d, name)
+}
+
+// isJSONNumber reports whether b is exactly one JSON number, no spaces.
+func isJSONNumber(b []byte) bool {
+	i, n := 0, len(b)
+	if i < n && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && b[i] == '0':
+		i++
+	case i < n && b[i] >= '1' && b[i] <= '9':
+		for i < n && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < n && b[i] == '.' {
+		i++
+		if i >= n || b[i] < '0' || b[i] > '9' {
+			return false
+		}
+		for i < n && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	if i < n && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < n && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= n || b[i] < '0' || b[i] > '9' {
+			return false
+		}
+		for i < n && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	return i == n
 }

@@ -32,7 +32,7 @@ func kindOf(b string) model.Kind {
 }
 
 func keyItem(user string, k model.Kind, id string) string {
-	return keyUser(user) + "i/" + kindByte(k) + "/" + id
+	return "u/" + user + "/i/" + kindByte(k) + "/" + id
 }
 
 func keyItemPrefix(user string, k model.Kind) string { return keyUser(user) + "i/" + kindByte(k) + "/" }
@@ -40,24 +40,33 @@ func keyItemPrefix(user string, k model.Kind) string { return keyUser(user) + "i
 func keyFeedPrefix(user, channel string) string { return keyUser(user) + "f/" + channel + "/" }
 
 func keyFeed(user, channel string, seq uint64) string {
-	return keyFeedPrefix(user, channel) + string(be64(seq))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], seq)
+	return "u/" + user + "/f/" + channel + "/" + string(b[:])
 }
 
 func keyExit(user, channel string, k model.Kind, id string) string {
-	return keyUser(user) + "x/" + channel + "/" + kindByte(k) + "/" + id
+	return "u/" + user + "/x/" + channel + "/" + kindByte(k) + "/" + id
 }
 
 func keyTimePrefix(user, channel string) string { return keyUser(user) + "t/" + channel + "/" }
 
 // timeKey maps a float64 to 8 bytes whose byte order is the numeric order.
 func timeKey(f float64) string {
+	b := timeBytes(f)
+	return string(b[:])
+}
+
+func timeBytes(f float64) [8]byte {
 	u := math.Float64bits(f)
 	if u&(1<<63) != 0 {
 		u = ^u
 	} else {
 		u |= 1 << 63
 	}
-	return string(be64(u))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], u)
+	return b
 }
 
 func timeFromKey(b []byte) float64 {
@@ -71,7 +80,8 @@ func timeFromKey(b []byte) float64 {
 }
 
 func keyTime(user, channel string, t float64, id string) string {
-	return keyTimePrefix(user, channel) + timeKey(t) + "/" + id
+	b := timeBytes(t)
+	return "u/" + user + "/t/" + channel + "/" + string(b[:]) + "/" + id
 }
 
 // KeyHighWater is the replica's high-water mark key.
@@ -79,7 +89,9 @@ func KeyHighWater(user, replica string) string { return keyUser(user) + "hw/" + 
 
 // KeyResult is the stored result of a replica's pushed change.
 func KeyResult(user, replica string, rseq uint64) string {
-	return keyUser(user) + "r/" + replica + "/" + string(be64(rseq))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], rseq)
+	return "u/" + user + "/r/" + replica + "/" + string(b[:])
 }
 
 // KeyResultPrefix is the prefix of a replica's stored results.

@@ -216,120 +216,358 @@ func (s *Store) View(user string, fn func(*Tx) error) error {
 
 func (s *Store) commitLoop() {
 	defer close(s.stopped)
+	c := newCommitter(s)
+	defer c.close()
 	for {
-		var batch []*request
+		var landed chan struct{}
+		if c.flight != nil {
+			landed = c.flight.done
+		}
 		select {
 		case r := <-s.reqs:
-			batch = append(batch, r)
+			c.begin()
+			c.run(r)
+			c.fill()
+		case <-landed:
+			c.land()
+			// Idle: do not pin old versions in Badger with a snapshot.
+			c.snap.Discard()
+			c.snap = nil
 		case <-s.done:
 			// Drain what is queued so no caller waits forever.
 			for {
 				select {
 				case r := <-s.reqs:
-					batch = append(batch, r)
-				default:
-					if len(batch) > 0 {
-						s.commitBatch(batch)
+					if len(c.reqs) == 0 {
+						c.begin()
 					}
+					c.run(r)
+				default:
+					c.commit()
 					return
 				}
 			}
 		}
-	fill:
-		for len(batch) < s.opts.MaxBatch {
-			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		s.commitBatch(batch)
 	}
 }
 
-// commitBatch runs each request against one Badger transaction (splitting
-// into several when it would grow too big), commits, then answers.
-func (s *Store) commitBatch(batch []*request) {
-	var (
-		txn      = s.db.NewTransaction(true)
-		pending  []*request
-		results  = make([]error, 0, len(batch))
-		commits  []Commit
-		heads    = map[string]uint64{}
-		count    int
-		size     int64
-		maxCount = int(s.db.MaxBatchCount()) / 2
-		maxSize  = s.db.MaxBatchSize() / 2
-	)
-	flush := func() {
-		err := txn.Commit()
+// committer is the commit goroutine's state. Group commits are pipelined:
+// while one is being written and synced by Badger (the flight), the next
+// one runs its requests against a snapshot taken before the flight plus the
+// flight's writes, and is sent as soon as the flight has landed. Only the
+// committer goroutine touches a committer; a flight's callback touches only
+// the flight and the Store's own locked state.
+type committer struct {
+	s        *Store
+	maxCount int   // estimated entries one group commit may hold
+	maxSize  int64 // estimated bytes
+
+	snap *badger.Txn // read snapshot under the flight and the open group commit
+
+	// The open group commit.
+	writes  map[string][]byte // nil value = delete
+	count   int
+	size    int64
+	reqs    []*request
+	results []error
+	ok      int // requests that succeeded
+	commits []Commit
+	heads   map[string]uint64
+
+	flight *flight           // the group commit being written, or nil
+	cheads map[string]uint64 // head per user including the flight's writes
+	undo   []undoEntry       // reused by each request's undo log
+	spare  map[string][]byte // a landed flight's write set, cleared for reuse
+	hint   int               // size of the last write set, to presize the next
+}
+
+// flight is a group commit handed to Badger; done closes once it is durable
+// (or failed) and its requests have been answered.
+type flight struct {
+	writes map[string][]byte
+	reqs   []*request
+	sent   time.Time
+	done   chan struct{}
+	err    error
+}
+
+func newCommitter(s *Store) *committer {
+	c := &committer{
+		s:        s,
+		maxCount: int(s.db.MaxBatchCount()) / 2,
+		maxSize:  s.db.MaxBatchSize() / 2,
+		cheads:   map[string]uint64{},
+		hint:     64,
+	}
+	c.reset()
+	return c
+}
+
+func (c *committer) reset() {
+	if c.spare != nil {
+		c.writes, c.spare = c.spare, nil
+	} else {
+		c.writes = make(map[string][]byte, c.hint)
+	}
+	c.count, c.size, c.ok = 0, 0, 0
+	c.reqs, c.results, c.commits = nil, nil, nil
+	c.heads = map[string]uint64{}
+}
+
+// begin starts a group commit: with nothing in flight, it reads a fresh
+// snapshot (which also picks up writes made outside the committer).
+func (c *committer) begin() {
+	if c.flight != nil {
+		return
+	}
+	if c.snap != nil {
+		c.snap.Discard()
+	}
+	c.snap = c.s.db.NewTransaction(false)
+}
+
+// fill adds queued requests to the open group commit, and sends it when the
+// queue is empty and nothing is in flight, or when the flight lands:
+// requests that arrive while a commit is being synced join the next one.
+//
+// When the committer spent much of the flight waiting for work, the disk,
+// not the CPU, is the bottleneck: then the writers the flight answers are
+// given a moment to come back before the next group commit is sent, so that
+// each sync carries as many changes as possible.
+func (c *committer) fill() {
+	var waited time.Duration
+	for len(c.reqs) < c.s.opts.MaxBatch {
+		select {
+		case r := <-c.s.reqs:
+			c.run(r)
+			continue
+		default:
+		}
+		if c.flight == nil {
+			break
+		}
+		t0 := time.Now()
+		select {
+		case r := <-c.s.reqs:
+			waited += time.Since(t0)
+			c.run(r)
+			continue
+		case <-c.flight.done:
+		}
+		waited += time.Since(t0)
+		if flew := time.Since(c.flight.sent); waited > flew/4 {
+			c.linger(len(c.flight.reqs), flew)
+		}
+		break
+	}
+	c.commit()
+}
+
+// Bounds of linger: how long the queue must stay empty before the committer
+// stops waiting, and how long it may wait at most.
+const (
+	lingerQuietMin = 30 * time.Microsecond
+	lingerQuietMax = 250 * time.Microsecond
+	lingerMax      = 2 * time.Millisecond
+)
+
+// linger runs the requests of up to n writers that come back, waiting at
+// most half the flight's duration and stopping early when the queue stays
+// quiet for an eighth of it.
+func (c *committer) linger(n int, flew time.Duration) {
+	quiet := min(max(flew/8, lingerQuietMin), lingerQuietMax)
+	deadline := time.Now().Add(min(flew/2, lingerMax))
+	t := time.NewTimer(quiet)
+	defer t.Stop()
+	for got := 0; got < n && len(c.reqs) < c.s.opts.MaxBatch; got++ {
+		select {
+		case r := <-c.s.reqs:
+			c.run(r)
+		case <-t.C:
+			return
+		}
+		wait := min(quiet, time.Until(deadline))
+		if wait <= 0 {
+			return
+		}
+		t.Reset(wait)
+	}
+}
+
+// maxUndoReuse bounds the undo log kept for the next request.
+const maxUndoReuse = 4096
+
+// run runs one request into the open group commit. A request that would
+// make the group commit too big for one Badger transaction is moved to the
+// next one: what came before is committed first.
+func (c *committer) run(r *request) {
+	tx := &Tx{s: c.s, txn: c.snap, user: r.user, c: c, undo: c.undo[:0]}
+	err := c.s.run(tx, r.fn)
+	if err != nil {
+		tx.rollback()
+	}
+	if cap(tx.undo) <= maxUndoReuse {
+		c.undo = tx.undo[:0]
+	}
+	if err == nil && c.ok > 0 && (c.count+tx.n > c.maxCount || c.size+tx.bytes > c.maxSize) {
+		mine := tx.extract()
+		if c.commit() {
+			// The flight under this request failed: its reads are void.
+			c.run(r)
+			return
+		}
+		c.begin()
+		for k, v := range mine {
+			c.writes[k] = v
+		}
+	}
+	if err == nil {
+		c.count += tx.n
+		c.size += tx.bytes
+		c.ok++
+		if tx.head > 0 {
+			c.heads[r.user] = tx.head
+		}
+		if len(tx.notices) > 0 || len(tx.accesses) > 0 {
+			c.commits = append(c.commits, Commit{User: r.user, Head: tx.head, Notices: tx.notices, AccessesChanged: tx.accesses})
+		}
+	}
+	c.reqs = append(c.reqs, r)
+	c.results = append(c.results, err)
+}
+
+// land retires a flight that is done and reports whether it failed.
+func (c *committer) land() bool {
+	f := c.flight
+	c.flight = nil
+	clear(f.writes)
+	c.spare = f.writes
+	if f.err != nil {
+		clear(c.cheads) // reload from what Badger holds
+		return true
+	}
+	return false
+}
+
+// commit waits for the flight, then sends the open group commit to Badger
+// without waiting for it. If the flight failed, the open group commit's
+// requests read state that does not exist: they run again first. commit
+// reports true when state that requests may have read (the flight's or the
+// open group commit's writes) was not committed, so a request run on top of
+// it must run again.
+func (c *committer) commit() (rerun bool) {
+	if c.flight != nil {
+		<-c.flight.done
+		if c.land() && len(c.reqs) > 0 {
+			reqs := c.reqs
+			c.reset()
+			c.begin()
+			for _, r := range reqs {
+				c.run(r)
+			}
+			rerun = true
+		}
+	}
+	if len(c.reqs) == 0 {
+		return rerun
+	}
+	s := c.s
+	for u, h := range c.heads {
+		c.writes[keyUser(u)+"seq"] = be64(h)
+	}
+	txn := s.db.NewTransaction(true)
+	var err error
+	for k, v := range c.writes {
+		if v == nil {
+			err = txn.Delete(bytesOf(k))
+		} else {
+			err = txn.Set(bytesOf(k), v)
+		}
+		if err != nil {
+			err = fmt.Errorf("store: apply %q: %w", k, err)
+			break
+		}
+	}
+	reqs, results, commits, heads := c.reqs, c.results, c.commits, c.heads
+	if err != nil {
+		// Only a request too big for one Badger transaction gets here, and
+		// it is alone (run moved it out of its batch-mates' way): it fails,
+		// leaving nothing.
 		txn.Discard()
-		for i := range pending {
-			if err != nil && results[len(results)-len(pending)+i] == nil {
-				results[len(results)-len(pending)+i] = fmt.Errorf("store: commit: %w", err)
+		for i := range results {
+			if results[i] == nil {
+				results[i] = err
 			}
 		}
-		if err == nil {
-			s.mu.Lock()
-			for u, h := range heads {
+		c.reset()
+		for i, r := range reqs {
+			r.reply <- results[i]
+		}
+		return true
+	}
+	f := &flight{writes: c.writes, reqs: c.reqs, sent: time.Now(), done: make(chan struct{})}
+	next := s.db.NewTransaction(false) // the snapshot under this flight
+	landed := func(err error) {
+		f.err = err
+		s.mu.Lock()
+		for u, h := range heads {
+			if err == nil {
 				s.heads[u] = h
-			}
-			s.mu.Unlock()
-		} else {
-			commits = commits[:0]
-			s.mu.Lock()
-			for u := range heads {
+			} else {
 				delete(s.heads, u) // reload from disk
 			}
-			s.mu.Unlock()
-			s.log.Error("group commit failed", "error", err)
 		}
-		if s.opts.OnCommit != nil && len(commits) > 0 {
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Error("group commit failed", "error", err)
+			for i := range results {
+				if results[i] == nil {
+					results[i] = fmt.Errorf("store: commit: %w", err)
+				}
+			}
+		} else if s.opts.OnCommit != nil && len(commits) > 0 {
 			s.opts.OnCommit(commits)
 		}
-		for i, r := range pending {
-			r.reply <- results[len(results)-len(pending)+i]
+		for i, r := range reqs {
+			r.reply <- results[i]
 		}
-		pending, commits, heads = nil, nil, map[string]uint64{}
-		count, size = 0, 0
-		txn = s.db.NewTransaction(true)
+		close(f.done)
 	}
-	for _, r := range batch {
-		tx := &Tx{s: s, txn: txn, user: r.user, overlay: map[string][]byte{}, headCache: heads}
-		err := s.run(tx, r.fn)
-		if err == nil && (count+len(tx.overlay) > maxCount || size+tx.size() > maxSize) && len(pending) > 0 {
-			// Commit what came before, then re-run this request on a fresh
-			// transaction: its reads must see the committed state.
-			flush()
-			tx = &Tx{s: s, txn: txn, user: r.user, overlay: map[string][]byte{}, headCache: heads}
-			err = s.run(tx, r.fn)
-		}
-		if err == nil {
-			err = tx.apply()
-			if err != nil && count == 0 {
-				// A request too big for one Badger transaction fails alone
-				// (the check above flushed its batch-mates first): drop its
-				// partial writes instead of committing them.
-				txn.Discard()
-				txn = s.db.NewTransaction(true)
-			}
-		}
-		if err == nil {
-			count += len(tx.overlay)
-			size += tx.size()
-			if tx.head > 0 {
-				heads[r.user] = tx.head
-			}
-			if len(tx.notices) > 0 || len(tx.accesses) > 0 {
-				commits = append(commits, Commit{User: r.user, Head: tx.head, Notices: tx.notices, AccessesChanged: tx.accesses})
-			}
-		}
-		results = append(results, err)
-		pending = append(pending, r)
+	var fault error
+	if commitFault != nil {
+		fault = commitFault()
 	}
-	flush()
-	txn.Discard()
+	if fault != nil {
+		txn.Discard()
+		go landed(fault)
+	} else {
+		txn.CommitWith(landed)
+	}
+	c.snap.Discard()
+	c.snap = next
+	for u, h := range heads {
+		c.cheads[u] = h
+	}
+	c.flight = f
+	c.hint = len(f.writes)
+	c.reset()
+	return rerun
+}
+
+// commitFault, set by tests, makes a group commit fail (before Badger sees
+// it) when it returns an error.
+var commitFault func() error
+
+// close waits for the last flight and releases the snapshot.
+func (c *committer) close() {
+	if c.flight != nil {
+		<-c.flight.done
+		c.land()
+	}
+	if c.snap != nil {
+		c.snap.Discard()
+		c.snap = nil
+	}
 }
 
 // run calls fn, turning a panic into an error so one bad request cannot

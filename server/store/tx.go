@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/vmihailenco/msgpack/v5"
@@ -19,19 +20,30 @@ import (
 var ErrCorrupt = errors.New("store: corrupt stored value")
 
 // Tx is one write request's (or one reader's) view of the store. Reads see
-// the request's own writes first, then the shared transaction. Writes go to
-// a private overlay applied only when the request succeeds.
+// the request's own writes first, then the shared transaction. A write
+// request writes straight into its group commit's write set and keeps an
+// undo log, so a request that fails is rolled back before the next one runs:
+// its writes reach Badger only if it succeeds.
 type Tx struct {
 	s        *Store
-	txn      *badger.Txn
+	txn      *badger.Txn // read snapshot (under the committer's layers)
 	user     string
 	readOnly bool
 
-	overlay   map[string][]byte // nil value = delete
-	head      uint64            // this request's head seq, 0 = unchanged
-	headCache map[string]uint64
-	notices   []Notice
-	accesses  []string
+	c        *committer           // write requests: the committer whose write set they join
+	undo     []undoEntry          // the request's writes, to roll back
+	n        int                  // writes made (an upper bound on the keys they touch)
+	bytes    int64                // estimated size of those writes
+	meta     map[string]metaEntry // records this request decoded or wrote
+	head     uint64               // this request's head seq, 0 = unchanged
+	notices  []Notice
+	accesses []string
+}
+
+type undoEntry struct {
+	key string
+	old []byte
+	had bool
 }
 
 // User is the account the request writes for.
@@ -43,41 +55,62 @@ func (t *Tx) Now() float64 { return float64(t.s.opts.Now().UnixMicro()) / 1e6 }
 // Store returns the store the transaction belongs to.
 func (t *Tx) Store() *Store { return t.s }
 
-func (t *Tx) size() int64 {
-	var n int64
-	for k, v := range t.overlay {
-		n += int64(len(k) + len(v) + 16)
-	}
-	return n
-}
-
-func (t *Tx) apply() error {
-	keys := make([]string, 0, len(t.overlay))
-	for k := range t.overlay {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := t.overlay[k]
-		var err error
-		if v == nil {
-			err = t.txn.Delete([]byte(k))
+// rollback undoes the request's writes.
+func (t *Tx) rollback() {
+	w := t.c.writes
+	for i := len(t.undo) - 1; i >= 0; i-- {
+		u := t.undo[i]
+		if u.had {
+			w[u.key] = u.old
 		} else {
-			err = t.txn.Set([]byte(k), v)
-		}
-		if err != nil {
-			return fmt.Errorf("store: apply %q: %w", k, err)
+			delete(w, u.key)
 		}
 	}
-	return nil
+	t.undo = t.undo[:0]
 }
 
-// get returns the value at key (nil, false when absent).
+// extract returns the request's writes and rolls them back.
+func (t *Tx) extract() map[string][]byte {
+	mine := make(map[string][]byte, len(t.undo))
+	for _, u := range t.undo {
+		mine[u.key] = t.c.writes[u.key]
+	}
+	t.rollback()
+	return mine
+}
+
+// bytesOf views a string's bytes without copying. Badger only reads keys
+// (it copies them into its own entries), so the bytes are never written.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// get returns the value at key (nil, false when absent): from the request's
+// group commit, then the one being written, then the snapshot.
 func (t *Tx) get(key string) ([]byte, bool, error) {
-	if v, ok := t.overlay[key]; ok {
+	if v, found := t.layered(key); found {
 		return v, v != nil, nil
 	}
-	item, err := t.txn.Get([]byte(key))
+	return t.snapGet(key)
+}
+
+// layered looks key up in the committer's write sets; found is false when
+// neither holds it (a nil v with found true is a deletion).
+func (t *Tx) layered(key string) (v []byte, found bool) {
+	if c := t.c; c != nil {
+		if v, ok := c.writes[key]; ok {
+			return v, true
+		}
+		if f := c.flight; f != nil {
+			if v, ok := f.writes[key]; ok {
+				return v, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// snapGet reads key from the snapshot.
+func (t *Tx) snapGet(key string) ([]byte, bool, error) {
+	item, err := t.txn.Get(bytesOf(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, false, nil
 	}
@@ -95,22 +128,46 @@ func (t *Tx) set(key string, v []byte) {
 	if v == nil {
 		v = []byte{}
 	}
-	t.overlay[key] = v
+	t.write(key, v)
 }
 
 func (t *Tx) del(key string) {
 	if t.readOnly {
 		panic("store: write in a read-only transaction")
 	}
-	t.overlay[key] = nil
+	t.write(key, nil)
+}
+
+func (t *Tx) write(key string, v []byte) {
+	w := t.c.writes
+	old, had := w[key]
+	t.undo = append(t.undo, undoEntry{key, old, had})
+	w[key] = v
+	t.n++
+	t.bytes += int64(len(key) + len(v) + 16)
 }
 
 // scan calls fn for every key under prefix, in key order, with the
-// request's overlay merged in. Keys are collected first so fn may read.
+// committer's layers merged in. Keys are collected first so fn may read.
 func (t *Tx) scan(prefix string, keysOnly bool, fn func(key string, val []byte) (bool, error)) error {
 	type kv struct {
 		k string
 		v []byte
+	}
+	var layers []map[string][]byte // newest first
+	if c := t.c; c != nil {
+		layers = append(layers, c.writes)
+		if c.flight != nil {
+			layers = append(layers, c.flight.writes)
+		}
+	}
+	shadowed := func(k string, above int) bool {
+		for _, l := range layers[:above] {
+			if _, ok := l[k]; ok {
+				return true
+			}
+		}
+		return false
 	}
 	var list []kv
 	opts := badger.DefaultIteratorOptions
@@ -119,7 +176,7 @@ func (t *Tx) scan(prefix string, keysOnly bool, fn func(key string, val []byte) 
 	it := t.txn.NewIterator(opts)
 	for it.Rewind(); it.Valid(); it.Next() {
 		k := string(it.Item().Key())
-		if _, shadowed := t.overlay[k]; shadowed {
+		if shadowed(k, len(layers)) {
 			continue
 		}
 		var v []byte
@@ -133,9 +190,11 @@ func (t *Tx) scan(prefix string, keysOnly bool, fn func(key string, val []byte) 
 		list = append(list, kv{k, v})
 	}
 	it.Close()
-	for k, v := range t.overlay {
-		if v != nil && strings.HasPrefix(k, prefix) {
-			list = append(list, kv{k, v})
+	for i, l := range layers {
+		for k, v := range l {
+			if v != nil && strings.HasPrefix(k, prefix) && !shadowed(k, i) {
+				list = append(list, kv{k, v})
+			}
 		}
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].k < list[j].k })
@@ -160,6 +219,9 @@ func decode(raw []byte, v any) error {
 }
 
 func encode(v any) []byte {
+	if r, ok := v.(*Record); ok {
+		return encodeRecord(r)
+	}
 	b, err := msgpack.Marshal(v)
 	if err != nil {
 		panic(fmt.Sprintf("store: encode %T: %v", v, err))
@@ -215,14 +277,12 @@ func (t *Tx) Head() (uint64, error) {
 	if t.head > 0 {
 		return t.head, nil
 	}
-	if h, ok := t.headCache[t.user]; ok {
-		return h, nil
-	}
-	if !t.readOnly {
-		t.s.mu.Lock()
-		h, ok := t.s.heads[t.user]
-		t.s.mu.Unlock()
-		if ok {
+	c := t.c
+	if c != nil {
+		if h, ok := c.heads[t.user]; ok {
+			return h, nil
+		}
+		if h, ok := c.cheads[t.user]; ok {
 			return h, nil
 		}
 	}
@@ -233,7 +293,11 @@ func (t *Tx) Head() (uint64, error) {
 	if len(raw) != 8 {
 		return 0, fmt.Errorf("%w: head sequence", ErrCorrupt)
 	}
-	return binary.BigEndian.Uint64(raw), nil
+	h := binary.BigEndian.Uint64(raw)
+	if c != nil {
+		c.cheads[t.user] = h
+	}
+	return h, nil
 }
 
 // nextSeq assigns the next sequence number of the user's change log.
@@ -243,8 +307,7 @@ func (t *Tx) nextSeq() (uint64, error) {
 		return 0, err
 	}
 	h++
-	t.head = h
-	t.set(keyUser(t.user)+"seq", be64(h))
+	t.head = h // the key is written once per group commit (committer.commit)
 	return h, nil
 }
 

@@ -1,0 +1,424 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/model"
+	"github.com/pryvsync/pryvsync/syncproto"
+)
+
+func randRecord(rng *rand.Rand, huge bool) Record {
+	str := func() string {
+		switch rng.IntN(40) {
+		case 0:
+			return ""
+		case 1:
+			return strings.Repeat("x", 31+rng.IntN(3))
+		case 2:
+			return strings.Repeat("y", 255+rng.IntN(3))
+		case 3:
+			return strings.Repeat("z", 65535+rng.IntN(3))
+		}
+		return "n" + string(rune('a'+rng.IntN(26)))
+	}
+	ver := func() crdt.Version {
+		ts := []int64{0, 1, 127, 128, 255, 256, 65535, 65536, 1 << 32, 1735689600000, -1, -32, -33, -129, -40000, math.MinInt64, math.MaxInt64}
+		cs := []uint32{0, 1, 127, 128, 255, 256, 65535, 65536, math.MaxUint32}
+		return crdt.Version{Time: ts[rng.IntN(len(ts))], Counter: cs[rng.IntN(len(cs))], Node: str()}
+	}
+	fields := func() map[string]crdt.Field {
+		switch rng.IntN(4) {
+		case 0:
+			return nil
+		case 1:
+			return map[string]crdt.Field{}
+		}
+		n := rng.IntN(20)
+		big := huge && rng.IntN(2) == 0
+		if big {
+			n = 70000 // map32 header
+		}
+		m := make(map[string]crdt.Field, n)
+		for i := range n {
+			if big {
+				m[strconv.Itoa(i)] = crdt.Field{V: crdt.Version{Time: int64(i)}, Val: []byte("1")}
+				continue
+			}
+			var val []byte
+			switch rng.IntN(4) {
+			case 0:
+			case 1:
+				val = []byte{}
+			case 2:
+				val = model.JSONString(str())
+			default:
+				val = model.JSONNumber(rng.Float64())
+			}
+			m[str()+string(rune('A'+i%26))+strings.Repeat("k", i/26)] = crdt.Field{V: ver(), Val: val}
+		}
+		return m
+	}
+	d := crdt.Doc{Fields: fields(), Data: fields(), Files: fields()}
+	if rng.IntN(2) == 0 {
+		d.Tags = map[string]crdt.Elem{}
+		for range rng.IntN(20) {
+			d.Tags[str()] = crdt.Elem{V: ver(), Present: rng.IntN(2) == 0}
+		}
+	}
+	if rng.IntN(3) == 0 {
+		d.Deleted = ver()
+	}
+	times := []float64{0, math.Copysign(0, -1), 1.5, -3, math.Inf(1), math.NaN()}
+	seqs := []uint64{0, 1, 127, 128, 1 << 20, 1 << 40, math.MaxUint64}
+	return Record{Doc: d, Seq: seqs[rng.IntN(len(seqs))], Channel: str(), Time: times[rng.IntN(len(times))], Running: rng.IntN(2) == 0}
+}
+
+// TestRecordEncoding: the hand-written encoder passes the validation gate and
+// decodes to exactly what msgpack.Marshal's encoding decodes to.
+func TestRecordEncoding(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 300 {
+		r := randRecord(rng, i < 4)
+		mine := encode(&r)
+		if err := syncproto.Validate(mine, syncproto.DefaultMaxDepth); err != nil {
+			t.Fatalf("record %d: gate: %v", i, err)
+		}
+		theirs, err := msgpack.Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b Record
+		if err := decode(mine, &a); err != nil {
+			t.Fatalf("record %d: decode: %v", i, err)
+		}
+		if err := msgpack.Unmarshal(theirs, &b); err != nil {
+			t.Fatal(err)
+		}
+		// NaN != NaN: compare its bits.
+		if math.Float64bits(a.Time) != math.Float64bits(b.Time) {
+			t.Fatalf("record %d: time %v, want %v", i, a.Time, b.Time)
+		}
+		a.Time, b.Time = 0, 0
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("record %d: decodes to\n%+v\nwant\n%+v", i, a, b)
+		}
+		if len(mine) > len(theirs) {
+			t.Fatalf("record %d: %d bytes, msgpack.Marshal makes %d", i, len(mine), len(theirs))
+		}
+	}
+}
+
+func TestFastJSONFields(t *testing.T) {
+	v := crdt.Version{Time: 1}
+	for _, raw := range []string{`"ch"`, `""`, `"a\"b"`, `"é"`, `"\u00e9"`, "\"\x01\"", `"\xff"`, ` "x"`, `"x" `, `5`, `null`, `"`, `x"`,
+		`0`, `-0`, `1.5`, `-1.5e10`, `1E+2`, `1e-400`, `1e400`, `01`, `1.`, `.5`, `+1`, `-`, `1e`, `0x10`, `Infinity`, `NaN`, `1_0`, ` 1`, `1 `, `true`} {
+		d := crdt.Doc{Fields: map[string]crdt.Field{"f": {V: v, Val: []byte(raw)}}}
+		if got, want := stringField(d, "f"), model.StringField(d, "f"); got != want {
+			t.Errorf("stringField(%q) = %q, want %q", raw, got, want)
+		}
+		gf, gok := numberField(d, "f")
+		wf, wok := model.NumberField(d, "f")
+		if gok != wok || math.Float64bits(gf) != math.Float64bits(wf) {
+			t.Errorf("numberField(%q) = %v %v, want %v %v", raw, gf, gok, wf, wok)
+		}
+	}
+	for _, dur := range []string{"", "null", "12.5", `"x"`} {
+		d := crdt.Doc{Fields: map[string]crdt.Field{"time": {V: v, Val: []byte("3")}}}
+		if dur != "" {
+			d.Fields["duration"] = crdt.Field{V: v, Val: []byte(dur)}
+		}
+		got, f := eventTimesOf(d), model.EventFactsOf(d)
+		if got != (eventTimes{time: f.Time, duration: f.Duration, period: f.Period, running: f.Running}) {
+			t.Errorf("eventTimesOf(duration %q) = %+v, want %+v", dur, got, f)
+		}
+	}
+}
+
+// dump returns every key and value of the store (but the epoch).
+func dump(t *testing.T, s *Store) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := string(it.Item().Key())
+			if k == keyEpoch {
+				continue
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			out[k] = string(v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestItemCacheWithinRequest: the reads a request caches (Item, then PutItem
+// of the same item, repeatedly, across moves, running periods and deletes)
+// leave exactly the state the same steps leave one request at a time, and a
+// corrupt record written in the request is still reported.
+func TestItemCacheWithinRequest(t *testing.T) {
+	v := 0
+	doc := func(ch string, extra ...string) crdt.Doc {
+		v++
+		ver := crdt.Version{Time: int64(v), Node: "t"}
+		d := crdt.Doc{Fields: map[string]crdt.Field{
+			"channelId": {V: ver, Val: model.JSONString(ch)},
+			"time":      {V: ver, Val: model.JSONNumber(float64(v))},
+		}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			d.Fields[extra[i]] = crdt.Field{V: ver, Val: []byte(extra[i+1])}
+		}
+		return d
+	}
+	// Each step is its own request in the reference run, so nothing is
+	// cached across steps there.
+	var steps []func(tx *Tx) error
+	item := func(id string) {
+		steps = append(steps, func(tx *Tx) error { _, _, err := tx.Item(model.KindEvent, id); return err })
+	}
+	put := func(id string, d crdt.Doc) {
+		steps = append(steps, func(tx *Tx) error { _, err := tx.PutItem(model.KindEvent, id, d); return err })
+	}
+	for i, d := range []crdt.Doc{doc("a"), doc("a", "duration", "null"), doc("b", "duration", "5"), doc("a"), doc("c"), doc("a"),
+		{Deleted: crdt.Version{Time: 99, Node: "t"}}} {
+		for _, id := range []string{"x", "y"} {
+			item(id)
+			put(id, d)
+			if i%2 == 0 {
+				put(id, d) // right after its own write
+			}
+			if i%3 == 1 {
+				// The record changes under the cache (as compaction does).
+				item(id)
+				steps = append(steps, func(tx *Tx) error {
+					r, ok, err := tx.Item(model.KindEvent, id)
+					if err != nil || !ok {
+						return fmt.Errorf("%s: %v %v", id, ok, err)
+					}
+					r.Seq += 1000
+					r.Channel = "q"
+					r.Running = !r.Running
+					tx.PutRaw(keyItem("u", model.KindEvent, id), encode(r))
+					return nil
+				})
+				put(id, d)
+			}
+		}
+	}
+	open := func() *Store {
+		s, err := Open(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	one, many := open(), open()
+	err := one.Update(context.Background(), "u", func(tx *Tx) error {
+		for _, st := range steps {
+			if err := st(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range steps {
+		if err := many.Update(context.Background(), "u", st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := dump(t, one), dump(t, many); !reflect.DeepEqual(a, b) {
+		t.Fatalf("one request left\n%q\nstep by step\n%q", a, b)
+	}
+
+	err = one.Update(context.Background(), "u", func(tx *Tx) error {
+		if _, ok, err := tx.Item(model.KindEvent, "z"); ok || err != nil {
+			return fmt.Errorf("z: %v %v", ok, err)
+		}
+		tx.PutRaw(keyItem("u", model.KindEvent, "z"), nil)
+		_, err := tx.PutItem(model.KindEvent, "z", doc("a"))
+		return err
+	})
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("PutItem over an empty record written in the request: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestPipelinedReadsSeeEarlierWrites: group commits are pipelined (the next
+// runs while the previous one syncs); every request must still see all
+// writes acknowledged or committed before it, by point reads and by scans.
+// Concurrent read-modify-write of one counter loses no increment, and each
+// request's scan counts exactly the keys written before it.
+func TestPipelinedReadsSeeEarlierWrites(t *testing.T) {
+	// Small group commits, so that requests often run while one is in flight.
+	s, err := Open(Options{Dir: t.TempDir(), SyncWrites: true, MaxBatch: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const writers, each = 16, 40
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				err := s.Update(context.Background(), "u", func(tx *Tx) error {
+					raw, _, err := tx.GetRaw("u/u/counter")
+					if err != nil {
+						return err
+					}
+					var n uint64
+					if len(raw) == 8 {
+						n = beUint(raw)
+					}
+					seen := uint64(0)
+					err = ScanJSON(tx, "u/u/list/", func(string, *int) (bool, error) { seen++; return true, nil })
+					if err != nil {
+						return err
+					}
+					if seen != n {
+						return fmt.Errorf("counter %d but the scan sees %d keys", n, seen)
+					}
+					tx.PutRaw("u/u/counter", be64(n+1))
+					return tx.PutJSON(fmt.Sprintf("u/u/list/%02d-%03d", w, i), int(n))
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	err = s.View("u", func(tx *Tx) error {
+		raw, _, err := tx.GetRaw("u/u/counter")
+		if err != nil || len(raw) != 8 || beUint(raw) != writers*each {
+			return fmt.Errorf("counter %x %v, want %d", raw, err, writers*each)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFailedGroupCommit: when group commits fail, so does the pipelined one
+// built on top of a failed one unless it is run again. Whatever was
+// acknowledged holds a gap-free run of sequence numbers, with one feed entry
+// per item.
+func TestFailedGroupCommit(t *testing.T) {
+	var n atomic.Int64
+	commitFault = func() error {
+		if n.Add(1)%3 == 0 {
+			return errors.New("injected")
+		}
+		return nil
+	}
+	defer func() { commitFault = nil }()
+	s, err := Open(Options{Dir: t.TempDir(), SyncWrites: true, MaxBatch: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var (
+		mu     sync.Mutex
+		acked  = map[uint64]string{}
+		failed int
+		wg     sync.WaitGroup
+	)
+	for w := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 60 {
+				id := fmt.Sprintf("w%d-%d", w%4, i%10) // items are rewritten
+				var seq uint64
+				err := s.Update(context.Background(), "u", func(tx *Tx) error {
+					ver := crdt.Version{Time: int64(i + 1), Node: "t"}
+					var err error
+					seq, err = tx.PutItem(model.KindEvent, id, crdt.Doc{Fields: map[string]crdt.Field{
+						"channelId": {V: ver, Val: model.JSONString(fmt.Sprint("c", i%3))},
+						"time":      {V: ver, Val: model.JSONNumber(float64(i))},
+					}})
+					return err
+				})
+				mu.Lock()
+				if err != nil {
+					failed++
+				} else if prev, dup := acked[seq]; dup {
+					t.Errorf("seq %d acknowledged to %s and %s", seq, prev, id)
+				} else {
+					acked[seq] = id
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d acknowledged, %d failed", len(acked), failed)
+	if failed == 0 {
+		t.Fatal("no commit failed")
+	}
+	h, err := s.Head("u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h != uint64(len(acked)) {
+		t.Fatalf("head %d, %d acknowledged", h, len(acked))
+	}
+	for q := uint64(1); q <= h; q++ {
+		if _, ok := acked[q]; !ok {
+			t.Fatalf("seq %d was not acknowledged: a gap", q)
+		}
+	}
+	err = s.View("u", func(tx *Tx) error {
+		live := map[string]uint64{}
+		err := tx.ReadFeed([]string{"c0", "c1", "c2"}, 0, func(e FeedEntry) (bool, error) {
+			if !e.Exit {
+				if s, dup := live[e.ID]; dup {
+					return false, fmt.Errorf("item %s has feed entries at %d and %d", e.ID, s, e.Seq)
+				}
+				live[e.ID] = e.Seq
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Items(model.KindEvent, func(id string, r *Record) (bool, error) {
+			if live[id] != r.Seq || acked[r.Seq] != id {
+				return false, fmt.Errorf("item %s at seq %d, feed entry at %d, seq acknowledged to %q", id, r.Seq, live[id], acked[r.Seq])
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
