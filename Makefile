@@ -42,8 +42,14 @@ bench: build
 	{ ./bin/pryvsync bench $(BENCH_FLAGS) --out bench/workloads.json --benchfmt bench/workloads.txt; echo $$? > bench/.status; } | tee bench/table.txt
 	@exit $$(cat bench/.status)
 
+## fuzz: every fuzz target for FUZZTIME each (default 60s); findings land in testdata/fuzz.
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 60s ./syncproto
+	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./syncproto
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./syncproto
+	$(GO) test -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME) ./crdt
+	$(GO) test -run '^$$' -fuzz '^FuzzRouter$$' -fuzztime $(FUZZTIME) ./server
+	$(GO) test -run '^$$' -fuzz '^FuzzMultipart$$' -fuzztime $(FUZZTIME) ./server
 
 run: build
 	./bin/pryvsync serve

@@ -81,9 +81,11 @@ type Hello struct {
 	// PermVersion is the version of the permissions the replica last
 	// received (0: none). A difference makes the server re-send the scope.
 	PermVersion int64 `msgpack:"permVersion"`
-	// MaxRSeq is the highest replica sequence this replica ever assigned.
-	// Below the server's high-water mark for the replica id, the directory
-	// was restored from an older copy: the server answers Renew.
+	// MaxRSeq is the highest replica sequence this replica ever pushed (a
+	// number it assigned but never pushed may legitimately equal one the
+	// server saw from an older copy). Below the server's high-water mark for
+	// the replica id, the directory was restored from an older copy: the
+	// server answers Renew.
 	MaxRSeq uint64 `msgpack:"maxRseq,omitempty"`
 }
 
