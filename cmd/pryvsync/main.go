@@ -1,5 +1,3 @@
-// Command pryvsync is the pryvsync server, its replica command line and its
-// tools, in one binary.
 package main
 
 import (

@@ -1,0 +1,7 @@
+// Command pryvsync is the pryvsync server, its replica command line, its
+// backup and restore tools and its load generator, in one binary.
+//
+// main only parses the command line into the packages' configs and maps
+// errors to exit codes: 0 success, 1 failure (one line on stderr), 2 bad
+// usage. Flags may also come from PRYVSYNC_<FLAG> environment variables.
+package main
