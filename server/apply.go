@@ -603,17 +603,27 @@ func refeedSubtree(tx *store.Tx, channel, folder string) error {
 // wireDoc is an item's state as a token may see it: a folder whose parent
 // the token cannot see shows no parent, as in the HTTP folder tree (the
 // parent's id must not reach the token).
+//
+// The hidden parent is sent as null at the field's own version, and a
+// visible parent at that version's immediate successor (same time and
+// counter, node suffixed): on a replica, the truth beats a redaction of the
+// same write once the parent becomes visible, the redaction beats any older
+// parent the replica held, and any genuinely newer write beats both.
 func wireDoc(tx *store.Tx, a *Actor, kind model.Kind, d crdt.Doc) crdt.Doc {
 	if kind != model.KindFolder || a.Scope.IsPersonal() {
 		return d
 	}
 	f := model.FolderFactsOf(d)
-	if f.Parent == "" || a.Scope.FolderLevel(f.Channel, f.Parent, txTree{tx}) > model.LevelNone {
+	if f.Parent == "" {
 		return d
 	}
-	// The oldest version: once the parent becomes visible, its real value
-	// (at its real version) wins the merge on the replica.
 	out := d.Clone()
-	out.Fields["parentId"] = crdt.Field{Val: []byte("null")}
+	pf := out.Fields["parentId"]
+	if a.Scope.FolderLevel(f.Channel, f.Parent, txTree{tx}) > model.LevelNone {
+		pf.V.Node += "+"
+	} else {
+		pf.Val = []byte("null")
+	}
+	out.Fields["parentId"] = pf
 	return out
 }

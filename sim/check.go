@@ -113,10 +113,9 @@ func (s *Sim) checkConverged(rep *Rep, st *State) {
 		exp := model.Render(k.Kind, k.ID, st.Docs[k])
 		// A folder whose parent the token cannot see shows no parent (the
 		// parent's id never reaches the token), as the HTTP tree does.
-		// A replica that knew the parent anyway (it made or moved the folder
-		// itself, or saw the parent under an earlier scope) keeps showing it:
-		// that reveals nothing new, and the wire check proves the id never
-		// came from the server.
+		// A replica that wrote the current parent itself (it made or moved
+		// the folder) keeps showing it: that reveals nothing new, and the
+		// wire check proves the id never came from the server.
 		if f, ok := exp.(*model.Folder); ok && f.ParentID != nil && !want[Key{model.KindFolder, *f.ParentID}] {
 			if gf, ok := g.(*model.Folder); !ok || gf.ParentID == nil || *gf.ParentID != *f.ParentID {
 				f.ParentID = nil
