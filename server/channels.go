@@ -150,21 +150,32 @@ func (s *Server) updateChannel(c *call, id string) {
 		s.fail(c.w, c.r, err)
 		return
 	}
+	s.updateItem(c, model.KindChannel, id, cur, m, nil)
+}
+
+// updateItem is the one update path of channels, folders and events: parse
+// the body against the item's current rendering m, apply it through
+// ApplyChange, answer the new state. mapErr, when set, adjusts the error of
+// the apply (events answer unknown ids in the path as 404).
+func (s *Server) updateItem(c *call, kind model.Kind, id string, cur crdt.Doc, m map[string]json.RawMessage, mapErr func(error) error) {
 	body, err := s.readObject(c.r)
 	if err != nil {
 		s.fail(c.w, c.r, err)
 		return
 	}
-	p, err := model.ParsePatch(model.KindChannel, body, false, m)
+	p, err := model.ParsePatch(kind, body, false, m)
 	if err != nil {
 		s.fail(c.w, c.r, err)
 		return
 	}
-	if _, err := s.applyOne(c, s.patchChange(model.KindChannel, id, p, cur, false)); err != nil {
+	if _, err := s.applyOne(c, s.patchChange(kind, id, p, cur, false)); err != nil {
+		if mapErr != nil {
+			err = mapErr(err)
+		}
 		s.fail(c.w, c.r, err)
 		return
 	}
-	s.answerItem(c, model.KindChannel, id)
+	s.answerItem(c, kind, id)
 }
 
 // answerItem answers 200 with the item's current rendering.

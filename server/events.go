@@ -453,21 +453,7 @@ func (s *Server) updateEvent(c *call, cid, eid string) {
 		s.fail(c.w, c.r, err)
 		return
 	}
-	body, err := s.readObject(c.r)
-	if err != nil {
-		s.fail(c.w, c.r, err)
-		return
-	}
-	p, err := model.ParsePatch(model.KindEvent, body, false, m)
-	if err != nil {
-		s.fail(c.w, c.r, err)
-		return
-	}
-	if _, err := s.applyOne(c, s.patchChange(model.KindEvent, eid, p, cur, false)); err != nil {
-		s.fail(c.w, c.r, eventPathErr(err))
-		return
-	}
-	s.answerItem(c, model.KindEvent, eid)
+	s.updateItem(c, model.KindEvent, eid, cur, m, eventPathErr)
 }
 
 // deleteEvent trashes an event; on a trashed one it removes the event and

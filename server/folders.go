@@ -199,21 +199,7 @@ func (s *Server) updateFolder(c *call, cid, fid string) {
 		s.fail(c.w, c.r, err)
 		return
 	}
-	body, err := s.readObject(c.r)
-	if err != nil {
-		s.fail(c.w, c.r, err)
-		return
-	}
-	p, err := model.ParsePatch(model.KindFolder, body, false, m)
-	if err != nil {
-		s.fail(c.w, c.r, err)
-		return
-	}
-	if _, err := s.applyOne(c, s.patchChange(model.KindFolder, fid, p, cur, false)); err != nil {
-		s.fail(c.w, c.r, err)
-		return
-	}
-	s.answerItem(c, model.KindFolder, fid)
+	s.updateItem(c, model.KindFolder, fid, cur, m, nil)
 }
 
 // deleteFolder trashes a folder; on a trashed one it removes the folder and
