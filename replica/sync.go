@@ -16,9 +16,9 @@ import (
 	"github.com/coder/websocket"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/vmihailenco/msgpack/v5"
-	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/internal/mp"
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/syncproto"
 )
@@ -868,46 +868,48 @@ func decodeInbound(frame []byte) (inbound, error) {
 }
 
 // decodeChanges reads the envelope of a validated frame: its type, and its
-// changes body if it has one (other bodies are skipped).
+// changes body if it has one (other bodies are skipped). It reads by hand
+// (internal/mp): each item's document is decoded once and its encoded bytes
+// kept as they arrived, to be stored as they are.
 func decodeChanges(frame []byte) (string, *wireChanges, error) {
-	r := bytes.NewReader(frame)
-	dec := msgpack.NewDecoder(r) // reads r directly: r.Len() tracks the position
+	r := mp.NewReader(frame)
 	var t string
 	var c *wireChanges
-	err := decodeMap(dec, func(k string) error {
-		switch k {
+	err := readMap(r, func(k []byte) (err error) {
+		switch string(k) {
 		case "t":
-			return dec.Decode(&t)
+			t, err = r.Name()
+			return err
 		case syncproto.TypeChanges:
-			if code, err := dec.PeekCode(); err != nil || code == msgpcode.Nil {
-				return dec.Skip()
+			if r.Nil() {
+				return nil
 			}
 			c = &wireChanges{}
-			return decodeMap(dec, func(k string) error {
-				switch k {
+			return readMap(r, func(k []byte) (err error) {
+				switch string(k) {
 				case "items":
-					n, err := dec.DecodeArrayLen()
-					if err != nil || n <= 0 {
+					n, err := r.ArrayLen()
+					if err != nil || n == 0 {
 						return err
 					}
 					c.Items = make([]wireItem, n)
 					for i := range c.Items {
 						it := &c.Items[i]
-						err := decodeMap(dec, func(k string) error {
-							switch k {
+						err := readMap(r, func(k []byte) (err error) {
+							switch string(k) {
 							case "kind":
-								return dec.Decode(&it.Kind)
+								it.Kind, err = r.Name()
 							case "id":
-								return dec.Decode(&it.ID)
+								it.ID, err = r.String()
 							case "doc":
-								start := len(frame) - r.Len()
-								if err := dec.Decode(&it.Doc); err != nil {
-									return err
+								start := r.Offset()
+								if it.Doc, err = crdt.ReadDoc(r); err == nil {
+									it.Raw = frame[start:r.Offset():r.Offset()]
 								}
-								it.Raw = frame[start : len(frame)-r.Len() : len(frame)-r.Len()]
-								return nil
+							default:
+								err = r.Skip()
 							}
-							return dec.Skip()
+							return err
 						})
 						if err != nil {
 							return err
@@ -915,29 +917,50 @@ func decodeChanges(frame []byte) (string, *wireChanges, error) {
 					}
 					return nil
 				case "removals":
-					return dec.Decode(&c.Removals)
+					n, err := r.ArrayLen()
+					if err != nil || n == 0 {
+						return err
+					}
+					c.Removals = make([][]byte, n)
+					for i := range c.Removals {
+						if c.Removals[i], err = r.Bytes(); err != nil {
+							return err
+						}
+					}
+					return nil
 				case "cursor":
-					return dec.Decode(&c.Cursor)
+					return readMap(r, func(k []byte) (err error) {
+						switch string(k) {
+						case "epoch":
+							c.Cursor.Epoch, err = r.String()
+						case "seq":
+							c.Cursor.Seq, err = r.Uint()
+						default:
+							err = r.Skip()
+						}
+						return err
+					})
 				case "caughtUp":
-					return dec.Decode(&c.CaughtUp)
+					c.CaughtUp, err = r.Bool()
+					return err
 				}
-				return dec.Skip()
+				return r.Skip()
 			})
 		}
-		return dec.Skip()
+		return r.Skip()
 	})
 	return t, c, err
 }
 
-// decodeMap calls fn for each key of a map (nil counts as empty); fn must
+// readMap calls fn for each key of a map (nil counts as empty); fn must
 // consume the value.
-func decodeMap(dec *msgpack.Decoder, fn func(key string) error) error {
-	n, err := dec.DecodeMapLen()
+func readMap(r *mp.Reader, fn func(key []byte) error) error {
+	n, err := r.MapLen()
 	if err != nil {
 		return err
 	}
 	for range n {
-		k, err := dec.DecodeString()
+		k, err := r.Bytes()
 		if err != nil {
 			return err
 		}

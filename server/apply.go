@@ -47,7 +47,7 @@ type Outcome struct {
 type txTree struct{ tx *store.Tx }
 
 func (t txTree) FolderParent(folder string) (string, bool) {
-	r, ok, err := t.tx.Item(model.KindFolder, folder)
+	r, ok, err := t.tx.Peek(model.KindFolder, folder)
 	if err != nil || !ok || !model.Exists(r.Doc) {
 		return "", false
 	}
@@ -299,7 +299,7 @@ func checkSize(d crdt.Doc) error {
 // channelState checks the channel of a folder or event exists for the
 // actor and is not trashed.
 func channelState(tx *store.Tx, a *Actor, channel string) (crdt.Doc, error) {
-	r, ok, err := tx.Item(model.KindChannel, channel)
+	r, ok, err := tx.Peek(model.KindChannel, channel)
 	if err != nil {
 		return crdt.Doc{}, err
 	}
@@ -331,7 +331,7 @@ func checkFolder(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, 
 	}
 	if !live || af.Parent != bf.Parent {
 		if af.Parent != "" {
-			pr, ok, err := tx.Item(model.KindFolder, af.Parent)
+			pr, ok, err := tx.Peek(model.KindFolder, af.Parent)
 			if err != nil {
 				return err
 			}
@@ -430,7 +430,7 @@ func checkEvent(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, a
 		return trashedErr("channel", ef.Channel)
 	}
 	if ef.Folder != "" {
-		fr, ok, err := tx.Item(model.KindFolder, ef.Folder)
+		fr, ok, err := tx.Peek(model.KindFolder, ef.Folder)
 		if err != nil {
 			return err
 		}

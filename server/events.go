@@ -226,7 +226,7 @@ func (s *Server) writeDeletions(tx *store.Tx, a *Actor, cid string, since float6
 		if e.Kind != model.KindEvent || e.Exit {
 			return true, nil
 		}
-		r, ok, err := tx.Item(model.KindEvent, e.ID)
+		r, ok, err := tx.FeedRecord(e)
 		if err != nil || !ok || !r.Doc.IsDeleted() {
 			return err == nil, err
 		}

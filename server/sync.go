@@ -317,12 +317,16 @@ var (
 )
 
 // push applies a replica's changes in order, in one committer request; each
-// change is checked against the state left by the earlier ones.
+// change is checked against the state left by the earlier ones. What does
+// not depend on stored state (the ids and the values of the deltas) is
+// checked first, in the session's goroutine, so the committer, which all
+// writers share, only does what must see the state.
 func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 	start := time.Now()
 	ss.mu.Lock()
 	actor, current := ss.actor, ss.access
 	ss.mu.Unlock()
+	checks := checkPushed(p.Changes)
 	results := make([]syncproto.Result, 0, len(p.Changes))
 	err := ss.s.commit(ctx, ss.user, func(tx *store.Tx) error {
 		results = results[:0]
@@ -346,7 +350,8 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 		if err != nil {
 			return err
 		}
-		for _, ch := range p.Changes {
+		from := hw
+		for i, ch := range p.Changes {
 			if ch.RSeq <= hw {
 				res := syncproto.Result{RSeq: ch.RSeq, Status: syncproto.StatusDuplicate}
 				if raw, ok, err := tx.Result(ss.replica, ch.RSeq); err == nil && ok {
@@ -358,12 +363,15 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 				continue
 			}
 			hw = ch.RSeq
-			res := ss.applyPushed(tx, actor, ch)
+			res := ss.applyPushed(tx, actor, ch, checks[i])
 			results = append(results, res)
-			tx.SetHighWater(ss.replica, hw)
-			if enc, err := syncproto.Encode(&syncproto.Message{T: syncproto.TypePushResult, PushResult: &syncproto.PushResult{Results: []syncproto.Result{res}}}); err == nil {
+			if enc, err := encodeStoredResult(res); err == nil {
 				tx.PutResult(ss.replica, ch.RSeq, enc)
 			}
+		}
+		if hw != from {
+			// In the same transaction as the changes it covers.
+			tx.SetHighWater(ss.replica, hw)
 		}
 		return tx.PruneResults(ss.replica, 0, 1000)
 	})
@@ -390,15 +398,13 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 	return ss.send(ctx, &syncproto.Message{T: syncproto.TypePushResult, PushResult: &syncproto.PushResult{Results: results}})
 }
 
-func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Change) syncproto.Result {
+// applyPushed applies one pushed change that checkPushed found chk.
+func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Change, chk pushCheck) syncproto.Result {
 	res := syncproto.Result{RSeq: ch.RSeq}
 	kind := model.Kind(ch.Kind)
-	valid := kind.Valid() && validPushedID(kind, ch.ID)
 	var out *Outcome
-	var err error
-	if !valid {
-		err = model.Errorf(model.ErrInvalidItemID, "invalid item kind or id")
-	} else if err = validateDelta(kind, ch.Delta); err == nil {
+	err := chk.err
+	if err == nil {
 		out, err = ApplyChange(tx, actor, Change{Kind: kind, ID: ch.ID, Delta: ch.Delta, Create: ch.Create, RenameOnClash: true}, ss.s.clock)
 	}
 	if err != nil {
@@ -409,7 +415,7 @@ func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Chan
 		}
 		rejectedWrites.Inc()
 		res.Status, res.Error = syncproto.StatusRejected, me
-		if valid {
+		if chk.valid {
 			res.Current = visibleItem(tx, actor, kind, ch.ID)
 		}
 		// The head Current was read at: a replica already past it holds
@@ -441,7 +447,7 @@ func validPushedID(kind model.Kind, id string) bool {
 // validateDelta checks a pushed delta's values with the same rules as the
 // HTTP API: every scalar field must pass ParsePatch for its kind.
 func validateDelta(kind model.Kind, d crdt.Doc) error {
-	body := map[string][]byte{}
+	body := make(map[string]json.RawMessage, len(d.Fields))
 	for k, f := range d.Fields {
 		switch k {
 		case model.FieldCreated, model.FieldCreatedBy, model.FieldModified, model.FieldModifiedBy:
@@ -458,11 +464,7 @@ func validateDelta(kind model.Kind, d crdt.Doc) error {
 		}
 		body[k] = f.Val
 	}
-	raw := map[string][]byte{}
-	for k, v := range body {
-		raw[k] = v
-	}
-	if _, err := model.ParsePatch(kind, toRaw(raw), false, nil); err != nil {
+	if _, err := model.ParsePatch(kind, body, false, nil); err != nil {
 		return err
 	}
 	for k := range d.Tags {
@@ -669,7 +671,7 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 			if rescan > 0 && e.Seq > rescan {
 				quiet = initial
 			}
-			r, ok, err := tx.Item(e.Kind, e.ID)
+			r, ok, err := tx.FeedRecord(e)
 			if err != nil {
 				return false, err
 			}
@@ -864,14 +866,6 @@ func (ss *syncSession) abortUpload() {
 		ss.upload.Abort()
 		ss.upload = nil
 	}
-}
-
-func toRaw(m map[string][]byte) map[string]json.RawMessage {
-	out := make(map[string]json.RawMessage, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // belowFloor reports whether the session's position is older than the

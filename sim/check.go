@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pryvsync/pryvsync/crdt"
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/replica"
 	"github.com/pryvsync/pryvsync/server/store"
@@ -446,6 +447,10 @@ func (s *Sim) checkFeed() {
 			}
 			if !ok || r.Seq != e.Seq || r.Channel != e.Channel {
 				s.Fail("feed-stale-entry", "feed entry %d in %s for %s/%s, but the item is at %v", e.Seq, e.Channel, e.Kind, e.ID, r)
+			}
+			// The record an entry carries is the item's record.
+			if fr, fok, err := tx.FeedRecord(e); err != nil || !fok || ok && (fr.Seq != r.Seq || fr.Channel != r.Channel || !crdt.Equal(fr.Doc, r.Doc)) {
+				s.Fail("feed-record", "feed entry %d for %s/%s carries %v (%v), the item is %v", e.Seq, e.Kind, e.ID, fr, err, r)
 			}
 			return true, nil
 		})

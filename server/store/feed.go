@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"container/heap"
 	"encoding/binary"
+	"fmt"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -19,6 +22,23 @@ type FeedEntry struct {
 	ID      string
 	// Exit marks an item that left this channel at Seq.
 	Exit bool
+	// Raw is the item's record as the entry carries it (nil for exits and
+	// for entries written before entries carried records); read it with
+	// Tx.FeedRecord.
+	Raw []byte
+}
+
+// FeedRecord returns the record of a feed entry that is not an exit: the
+// one the entry carries, else the item's stored record.
+func (t *Tx) FeedRecord(e FeedEntry) (*Record, bool, error) {
+	if e.Raw == nil {
+		return t.Item(e.Kind, e.ID)
+	}
+	var r Record
+	if err := decodeRecord(e.Raw, &r); err != nil {
+		return nil, false, fmt.Errorf("feed entry %d: %w", e.Seq, err)
+	}
+	return &r, true, nil
 }
 
 // ChannelIDs lists every channel id the user ever had (tombstoned ones
@@ -101,16 +121,7 @@ func (t *Tx) ReadFeed(channels []string, after uint64, fn func(e FeedEntry) (boo
 			continue
 		}
 		e := FeedEntry{Seq: binary.BigEndian.Uint64(k[len(fi.prefix):]), Channel: fi.channel}
-		err := item.Value(func(v []byte) error {
-			s := string(v)
-			if len(s) < 3 {
-				return ErrCorrupt
-			}
-			e.Kind = kindOf(s[:1])
-			e.Exit = s[1] == '!'
-			e.ID = s[2:]
-			return nil
-		})
+		err := item.Value(func(v []byte) error { return parseFeedValue(v, &e) })
 		if err != nil {
 			return err
 		}
@@ -125,6 +136,30 @@ func (t *Tx) ReadFeed(channels []string, after uint64, fn func(e FeedEntry) (boo
 			fi.it.Close()
 			heap.Pop(&h)
 		}
+	}
+	return nil
+}
+
+// parseFeedValue reads a feed entry's value (see feedRef and feedValue),
+// copying what it keeps.
+func parseFeedValue(v []byte, e *FeedEntry) error {
+	if len(v) < 3 {
+		return ErrCorrupt
+	}
+	e.Kind = kindOf(string(v[:1]))
+	switch v[1] {
+	case ':', '!':
+		e.Exit = v[1] == '!'
+		e.ID = string(v[2:])
+	case '=':
+		n, w := binary.Uvarint(v[2:])
+		if w <= 0 || n == 0 || n > uint64(len(v)-2-w) {
+			return ErrCorrupt
+		}
+		e.ID = string(v[2+w : 2+w+int(n)])
+		e.Raw = bytes.Clone(v[2+w+int(n):])
+	default:
+		return ErrCorrupt
 	}
 	return nil
 }
@@ -146,7 +181,9 @@ func (t *Tx) SetHighWater(replica string, rseq uint64) {
 
 // PutResult stores the encoded result of a pushed change for replays.
 func (t *Tx) PutResult(replica string, rseq uint64, result []byte) {
-	t.set(KeyResult(t.user, replica, rseq), result)
+	k := KeyResult(t.user, replica, rseq)
+	t.set(k, result)
+	t.c.stored = append(t.c.stored, k)
 }
 
 // Result loads a stored push result.
@@ -158,11 +195,7 @@ func (t *Tx) Result(replica string, rseq uint64) ([]byte, bool, error) {
 // them) and keeps at most keep of the rest.
 func (t *Tx) PruneResults(replica string, upTo uint64, keep int) error {
 	prefix := KeyResultPrefix(t.user, replica)
-	var keys []string
-	err := t.scan(prefix, true, func(k string, _ []byte) (bool, error) {
-		keys = append(keys, k)
-		return true, nil
-	})
+	keys, err := t.resultKeys(prefix)
 	if err != nil {
 		return err
 	}
@@ -175,6 +208,46 @@ func (t *Tx) PruneResults(replica string, upTo uint64, keep int) error {
 	return nil
 }
 
+// resultKeys lists the stored result keys under prefix in key order, as
+// scan would, without going through every key of the committer's write
+// sets (a whole group commit's): the only result keys those hold are the
+// ones PutResult noted (writes and deletions of a key noted or in the
+// snapshot), so the snapshot's keys and the noted ones suffice.
+func (t *Tx) resultKeys(prefix string) ([]string, error) {
+	var keys []string
+	c := t.c
+	if c == nil {
+		err := t.scan(prefix, true, func(k string, _ []byte) (bool, error) {
+			keys = append(keys, k)
+			return true, nil
+		})
+		return keys, err
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(prefix)
+	opts.PrefetchValues = false
+	it := t.txn.NewIterator(opts)
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := string(it.Item().Key())
+		if _, found := t.layered(k); !found {
+			keys = append(keys, k)
+		}
+	}
+	it.Close()
+	noted := c.stored
+	if c.flight != nil {
+		noted = append(noted[:len(noted):len(noted)], c.flight.stored...)
+	}
+	for _, k := range noted {
+		if strings.HasPrefix(k, prefix) {
+			if v, _ := t.layered(k); v != nil {
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Strings(keys)
+	return slices.Compact(keys), nil
+}
 func keyFloor(user string) string { return keyUser(user) + "floor" }
 
 // Floor is the sequence below which the user's tombstones were compacted: a

@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/internal/mp"
 	"github.com/pryvsync/pryvsync/model"
 )
 
@@ -179,7 +180,6 @@ func (t *Tx) PutItem(kind model.Kind, id string, d crdt.Doc) (uint64, error) {
 			}
 		}
 	}
-	t.set(keyFeed(t.user, ch, seq), feedRef(kind, false, id))
 	rec := Record{Doc: d, Seq: seq, Channel: ch}
 	if kind == model.KindEvent {
 		if had && !old.deleted {
@@ -204,6 +204,7 @@ func (t *Tx) PutItem(kind model.Kind, id string, d crdt.Doc) (uint64, error) {
 	}
 	enc := encode(&rec)
 	t.set(ikey, enc)
+	t.set(keyFeed(t.user, ch, seq), feedValue(kind, id, enc))
 	if t.meta != nil {
 		t.meta[ikey] = metaEntry{raw: enc, m: metaOf(&rec)}
 	}
@@ -224,6 +225,17 @@ func feedRef(kind model.Kind, exit bool, id string) []byte {
 	}
 	copy(b[2:], id)
 	return b
+}
+
+// feedValue is an entry's value that carries the item's record:
+// "<k>=" + uvarint(len(id)) + id + record. The record is the one PutItem
+// stores under the item's key in the same transaction, so a feed reader
+// gets the item without a random read.
+func feedValue(kind model.Kind, id string, rec []byte) []byte {
+	b := make([]byte, 0, 2+binary.MaxVarintLen64+len(id)+len(rec))
+	b = append(b, kindByte(kind)[0], '=')
+	b = binary.AppendUvarint(b, uint64(len(id)))
+	return append(append(b, id...), rec...)
 }
 
 func beUint(b []byte) uint64 {
@@ -399,14 +411,14 @@ func appendRecord(b []byte, r *Record) []byte {
 	}
 	b = append(b, 0x80|byte(n))
 	b = append(b, 0xa1, 'd')
-	b = appendDoc(b, &r.Doc)
+	b = crdt.AppendDoc(b, &r.Doc)
 	b = append(b, 0xa1, 's')
-	b = appendUint(b, r.Seq)
+	b = mp.AppendUint(b, r.Seq)
 	b = append(b, 0xa1, 'c')
-	b = appendStr(b, r.Channel)
+	b = mp.AppendStr(b, r.Channel)
 	if r.Time != 0 {
-		b = append(b, 0xa1, 't', 0xcb)
-		b = binary.BigEndian.AppendUint64(b, math.Float64bits(r.Time))
+		b = append(b, 0xa1, 't')
+		b = mp.AppendFloat64(b, r.Time)
 	}
 	if r.Running {
 		b = append(b, 0xa1, 'r', 0xc3)
@@ -414,141 +426,40 @@ func appendRecord(b []byte, r *Record) []byte {
 	return b
 }
 
-func appendDoc(b []byte, d *crdt.Doc) []byte {
-	n := 0
-	for _, l := range []int{len(d.Fields), len(d.Tags), len(d.Data), len(d.Files)} {
-		if l > 0 {
-			n++
+// decodeRecord reads a record by hand. It accepts whatever msgpack.Marshal
+// makes of a Record (any key order, any integer width, unknown keys), and
+// reports anything else as ErrCorrupt. Field values alias raw.
+func decodeRecord(raw []byte, rec *Record) error {
+	r := mp.NewReader(raw)
+	*rec = Record{}
+	n, err := r.MapLen()
+	for i := 0; i < n && err == nil; i++ {
+		var k []byte
+		if k, err = r.Bytes(); err != nil {
+			break
+		}
+		switch string(k) {
+		case "d":
+			rec.Doc, err = crdt.ReadDoc(r)
+		case "s":
+			rec.Seq, err = r.Uint()
+		case "c":
+			rec.Channel, err = r.Name()
+		case "t":
+			rec.Time, err = r.Float()
+		case "r":
+			rec.Running, err = r.Bool()
+		default:
+			err = r.Skip()
 		}
 	}
-	if !d.Deleted.IsZero() {
-		n++
+	if err == nil && r.Len() != 0 {
+		err = fmt.Errorf("%d bytes after the record", r.Len())
 	}
-	b = append(b, 0x80|byte(n))
-	if len(d.Fields) > 0 {
-		b = append(b, 0xa1, 'f')
-		b = appendFields(b, d.Fields)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	if len(d.Tags) > 0 {
-		b = append(b, 0xa1, 'g')
-		b = appendMapLen(b, len(d.Tags))
-		for k, e := range d.Tags {
-			b = appendStr(b, k)
-			b = append(b, 0x82, 0xa1, 'v')
-			b = appendVersion(b, e.V)
-			b = append(b, 0xa1, 'p')
-			if e.Present {
-				b = append(b, 0xc3)
-			} else {
-				b = append(b, 0xc2)
-			}
-		}
-	}
-	if len(d.Data) > 0 {
-		b = append(b, 0xa1, 'd')
-		b = appendFields(b, d.Data)
-	}
-	if len(d.Files) > 0 {
-		b = append(b, 0xa1, 'a')
-		b = appendFields(b, d.Files)
-	}
-	if !d.Deleted.IsZero() {
-		b = append(b, 0xa3, 'd', 'e', 'l')
-		b = appendVersion(b, d.Deleted)
-	}
-	return b
-}
-
-func appendFields(b []byte, m map[string]crdt.Field) []byte {
-	b = appendMapLen(b, len(m))
-	for k, f := range m {
-		b = appendStr(b, k)
-		if len(f.Val) > 0 {
-			b = append(b, 0x82, 0xa1, 'v')
-			b = appendVersion(b, f.V)
-			b = append(b, 0xa1, 'x')
-			b = appendBin(b, f.Val)
-		} else {
-			b = append(b, 0x81, 0xa1, 'v')
-			b = appendVersion(b, f.V)
-		}
-	}
-	return b
-}
-
-func appendVersion(b []byte, v crdt.Version) []byte {
-	b = append(b, 0x83, 0xa1, 't')
-	b = appendInt(b, v.Time)
-	b = append(b, 0xa1, 'c')
-	b = appendUint(b, uint64(v.Counter))
-	b = append(b, 0xa1, 'n')
-	return appendStr(b, v.Node)
-}
-
-func appendMapLen(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x80|byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xde), uint16(n))
-	}
-	return binary.BigEndian.AppendUint32(append(b, 0xdf), uint32(n))
-}
-
-func appendStr(b []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		b = append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
-	}
-	return append(b, s...)
-}
-
-func appendBin(b []byte, v []byte) []byte {
-	switch n := len(v); {
-	case n <= math.MaxUint8:
-		b = append(b, 0xc4, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xc5), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xc6), uint32(n))
-	}
-	return append(b, v...)
-}
-
-func appendUint(b []byte, n uint64) []byte {
-	switch {
-	case n <= math.MaxInt8:
-		return append(b, byte(n))
-	case n <= math.MaxUint8:
-		return append(b, 0xcc, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
-}
-
-func appendInt(b []byte, n int64) []byte {
-	switch {
-	case n >= 0:
-		return appendUint(b, uint64(n))
-	case n >= -32:
-		return append(b, byte(n))
-	case n >= math.MinInt8:
-		return append(b, 0xd0, byte(n))
-	case n >= math.MinInt16:
-		return binary.BigEndian.AppendUint16(append(b, 0xd1), uint16(n))
-	case n >= math.MinInt32:
-		return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(n))
+	return nil
 }
 
 // eventTimes are the facts of an event that its indexes need; eventTimesOf

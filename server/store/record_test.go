@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -163,6 +164,17 @@ func dump(t *testing.T, s *Store) map[string]string {
 			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
+			}
+			var e FeedEntry
+			if strings.Contains(k, "/f/") && parseFeedValue(v, &e) == nil && e.Raw != nil {
+				// A record's maps are encoded in any order: compare it
+				// decoded (fmt prints maps sorted).
+				var r Record
+				if err := decodeRecord(e.Raw, &r); err != nil {
+					return err
+				}
+				out[k] = fmt.Sprintf("%s %s %+v", e.Kind, e.ID, r)
+				continue
 			}
 			out[k] = string(v)
 		}
@@ -420,5 +432,84 @@ func TestFailedGroupCommit(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFeedEntryCarriesTheRecord: a feed entry carries its item's record as
+// stored (through moves and deletes); an entry of the older form (a bare
+// reference) reads the item instead; a corrupt entry is ErrCorrupt.
+func TestFeedEntryCarriesTheRecord(t *testing.T) {
+	s, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v := crdt.Version{Time: 5, Node: "t"}
+	doc := func(ch string) crdt.Doc {
+		return crdt.Doc{Fields: map[string]crdt.Field{"channelId": {V: v, Val: []byte(`"` + ch + `"`)}, "time": {V: v, Val: []byte(`3`)}, "type": {V: v, Val: []byte(`"note/txt"`)}}}
+	}
+	ctx := context.Background()
+	for _, d := range []crdt.Doc{doc("a"), doc("b"), {Deleted: crdt.Version{Time: 9, Node: "t"}}} {
+		if err := s.Update(ctx, "u", func(tx *Tx) error { _, err := tx.PutItem(model.KindEvent, "x", d); return err }); err != nil {
+			t.Fatal(err)
+		}
+		entries := 0
+		err := s.View("u", func(tx *Tx) error {
+			return tx.ReadFeed([]string{"a", "b"}, 0, func(e FeedEntry) (bool, error) {
+				if e.Exit {
+					return true, nil
+				}
+				entries++
+				fr, ok, err := tx.FeedRecord(e)
+				r, _, err2 := tx.Item(e.Kind, e.ID)
+				if e.Raw == nil || err != nil || err2 != nil || !ok || fr.Seq != r.Seq || fr.Channel != r.Channel || !crdt.Equal(fr.Doc, r.Doc) {
+					t.Fatalf("entry %+v carries %+v (%v), the item is %+v", e, fr, err, r)
+				}
+				return true, nil
+			})
+		})
+		if err != nil || entries != 1 {
+			t.Fatalf("%d live entries, %v", entries, err)
+		}
+	}
+
+	read := func() (recs []*Record, err error) {
+		err = s.View("u", func(tx *Tx) error {
+			return tx.ReadFeed([]string{"b"}, 0, func(e FeedEntry) (bool, error) {
+				if e.Exit {
+					return true, nil
+				}
+				r, _, err := tx.FeedRecord(e)
+				recs = append(recs, r)
+				return err == nil, err
+			})
+		})
+		return recs, err
+	}
+	var seq uint64
+	s.View("u", func(tx *Tx) error { r, _, _ := tx.Item(model.KindEvent, "x"); seq = r.Seq; return nil })
+	if err := s.Update(ctx, "u", func(tx *Tx) error {
+		tx.PutRaw(keyFeed("u", "b", seq), feedRef(model.KindEvent, false, "x"))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := read(); err != nil || len(recs) != 1 || recs[0].Seq != seq || !recs[0].Doc.IsDeleted() {
+		t.Fatalf("bare reference: %+v, %v", recs, err)
+	}
+	for name, v := range map[string][]byte{
+		"short":           {'e', '='},
+		"id past the end": {'e', '=', 0x7f, 'x'},
+		"varint overflow": append([]byte{'e', '='}, bytes.Repeat([]byte{0xff}, 11)...),
+		"no record":       {'e', '=', 1, 'x'},
+		"garbage record":  {'e', '=', 1, 'x', 0xc1},
+		"unknown form":    {'e', '?', 'x'},
+	} {
+		if err := s.Update(ctx, "u", func(tx *Tx) error { tx.PutRaw(keyFeed("u", "b", seq), v); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := read(); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", name, err)
+		}
 	}
 }

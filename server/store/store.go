@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -273,6 +274,7 @@ type committer struct {
 	ok      int // requests that succeeded
 	commits []Commit
 	heads   map[string]uint64
+	stored  []string // result keys PutResult wrote into writes (some maybe rolled back)
 
 	flight *flight           // the group commit being written, or nil
 	cheads map[string]uint64 // head per user including the flight's writes
@@ -285,6 +287,7 @@ type committer struct {
 // (or failed) and its requests have been answered.
 type flight struct {
 	writes map[string][]byte
+	stored []string // result keys PutResult wrote into writes
 	reqs   []*request
 	sent   time.Time
 	done   chan struct{}
@@ -310,7 +313,7 @@ func (c *committer) reset() {
 		c.writes = make(map[string][]byte, c.hint)
 	}
 	c.count, c.size, c.ok = 0, 0, 0
-	c.reqs, c.results, c.commits = nil, nil, nil
+	c.reqs, c.results, c.commits, c.stored = nil, nil, nil, nil
 	c.heads = map[string]uint64{}
 }
 
@@ -419,6 +422,9 @@ func (c *committer) run(r *request) {
 		c.begin()
 		for k, v := range mine {
 			c.writes[k] = v
+			if strings.HasPrefix(k, keyUser(r.user)+"r/") {
+				c.stored = append(c.stored, k)
+			}
 		}
 	}
 	if err == nil {
@@ -505,7 +511,7 @@ func (c *committer) commit() (rerun bool) {
 		}
 		return true
 	}
-	f := &flight{writes: c.writes, reqs: c.reqs, sent: time.Now(), done: make(chan struct{})}
+	f := &flight{writes: c.writes, stored: c.stored, reqs: c.reqs, sent: time.Now(), done: make(chan struct{})}
 	next := s.db.NewTransaction(false) // the snapshot under this flight
 	landed := func(err error) {
 		f.err = err

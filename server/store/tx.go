@@ -35,9 +35,16 @@ type Tx struct {
 	n        int                  // writes made (an upper bound on the keys they touch)
 	bytes    int64                // estimated size of those writes
 	meta     map[string]metaEntry // records this request decoded or wrote
+	peeked   map[string]peekEntry // records decoded by Peek
 	head     uint64               // this request's head seq, 0 = unchanged
 	notices  []Notice
 	accesses []string
+}
+
+// peekEntry is a record Peek decoded, and the bytes it came from.
+type peekEntry struct {
+	raw []byte
+	r   *Record
 }
 
 type undoEntry struct {
@@ -209,6 +216,9 @@ func (t *Tx) scan(prefix string, keysOnly bool, fn func(key string, val []byte) 
 
 // decode msgpack after the validation gate, so a corrupt value is an error.
 func decode(raw []byte, v any) error {
+	if r, ok := v.(*Record); ok {
+		return decodeRecord(raw, r)
+	}
 	if err := syncproto.Validate(raw, syncproto.DefaultMaxDepth); err != nil {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
@@ -347,4 +357,57 @@ func (t *Tx) ForUser(user string) *Tx {
 	c := *t
 	c.user = user
 	return &c
+}
+
+// Peek loads an item's record for reading only, like Item: the caller must
+// not modify the record it returns, which later Peeks may share. It is meant
+// for records that many changes of one request consult (their channel, their
+// folder): in a write request a record is decoded once while its stored
+// bytes stay the same, in a read-only transaction once per transaction.
+func (t *Tx) Peek(kind model.Kind, id string) (*Record, bool, error) {
+	key := keyItem(t.user, kind, id)
+	if t.readOnly {
+		if e, hit := t.peeked[key]; hit {
+			return e.r, e.r != nil, nil
+		}
+		r, ok, err := t.Item(kind, id)
+		if err != nil {
+			return nil, false, err
+		}
+		t.peek(key, peekEntry{r: r})
+		return r, ok, nil
+	}
+	raw, ok, snap, err := t.itemRaw(key)
+	if err != nil || !ok {
+		if err == nil && snap {
+			t.remember(key, metaEntry{snap: true})
+		}
+		return nil, false, err
+	}
+	if e, hit := t.peeked[key]; hit && sameBytes(e.raw, raw) {
+		return e.r, true, nil
+	}
+	r := new(Record)
+	if err := decode(raw, r); err != nil {
+		return nil, false, fmt.Errorf("item %s/%s: %w", kind, id, err)
+	}
+	// Remembering a snapshot read makes the next itemRaw return these very
+	// bytes, so the next Peek recognises them.
+	t.remember(key, metaEntry{raw: raw, m: metaOf(r), snap: snap})
+	t.peek(key, peekEntry{raw: raw, r: r})
+	return r, true, nil
+}
+
+func (t *Tx) peek(key string, e peekEntry) {
+	if t.peeked == nil {
+		t.peeked = map[string]peekEntry{}
+	}
+	t.peeked[key] = e
+}
+
+// sameBytes reports whether a and b are the same slice (not merely equal
+// bytes): written values are never modified in place, so the same slice
+// means the same value, and the check costs nothing.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
