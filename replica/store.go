@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -201,10 +202,15 @@ func putBase(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc) error {
 // encoding) merged into base. When the merge leaves d as it is, the usual
 // case since the server's state includes every earlier one, raw is stored
 // without encoding it again.
-func putServerItem(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc, raw []byte) error {
-	cur, found, err := getBase(txn, kind, id)
-	if err != nil {
-		return err
+// absent says base is known not to hold the item: no read is needed.
+func putServerItem(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc, raw []byte, absent bool) error {
+	var cur crdt.Doc
+	var found bool
+	if !absent {
+		var err error
+		if cur, found, err = getBase(txn, kind, id); err != nil {
+			return err
+		}
 	}
 	if found || d.IsDeleted() {
 		if m := crdt.Merge(cur, d); !crdt.Equal(m, d) {
@@ -215,6 +221,55 @@ func putServerItem(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc, raw
 }
 
 // putBaseBytes stores an encoded base document and its x/ index entry.
+// baseSet is what a session knows of base when base was empty as the
+// session began: the items it has written since, as 64-bit hashes. Any
+// other item is absent from base. A hash collision only makes an absent
+// item look present (it is then read), never the reverse.
+type baseSet struct {
+	seed maphash.Seed
+	seen map[uint64]struct{}
+}
+
+func newBaseSet() *baseSet {
+	return &baseSet{seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}}
+}
+
+func (b *baseSet) hash(kind, id string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(b.seed)
+	h.WriteString(kind)
+	h.WriteByte('/')
+	h.WriteString(id)
+	return h.Sum64()
+}
+
+// absent reports whether base surely lacks the item (false for a nil set).
+func (b *baseSet) absent(kind, id string) bool {
+	if b == nil {
+		return false
+	}
+	_, ok := b.seen[b.hash(kind, id)]
+	return !ok
+}
+
+// add notes that base may now hold the item.
+func (b *baseSet) add(kind, id string) {
+	if b != nil {
+		b.seen[b.hash(kind, id)] = struct{}{}
+	}
+}
+
+// baseEmpty reports whether base holds no item at all.
+func baseEmpty(txn *badger.Txn) bool {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(prefixBase)
+	opts.PrefetchValues = false
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	it.Rewind()
+	return !it.Valid()
+}
+
 func putBaseBytes(txn *badger.Txn, key []byte, kind, id string, raw []byte) error {
 	if err := txn.Set(baseKey(kind, id), raw); err != nil {
 		return err

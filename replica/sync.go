@@ -120,6 +120,10 @@ type sessionState struct {
 	// scope is not yet wholly received; the next caught-up batch confirms
 	// them (see permState.Unconfirmed).
 	permPending bool
+	// known lists what base has received this session when base was
+	// empty at the welcome (nil otherwise): applying an item it does not
+	// list needs no read of base.
+	known *baseSet
 }
 
 // session runs one connection. Without live it returns once the round is
@@ -494,6 +498,15 @@ func (s *sessionState) welcome(w *syncproto.Welcome) error {
 	if w.Reset != "" {
 		removed = append(removed, Change{Kind: "*", Source: "server", Removed: true})
 	}
+	s.known = nil
+	if err := r.db.View(func(txn *badger.Txn) error {
+		if baseEmpty(txn) {
+			s.known = newBaseSet()
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	r.notify(removed...)
 	return nil
 }
@@ -807,6 +820,7 @@ func (s *sessionState) pushResult(pr *syncproto.PushResult) error {
 					if err := putBase(txn, s.key, e.Kind, e.ID, crdt.Merge(cur, res.Current.Doc)); err != nil {
 						return err
 					}
+					s.known.add(e.Kind, e.ID)
 				} else if err := deleteBase(txn, s.key, e.Kind, e.ID); err != nil {
 					return err
 				}
@@ -980,9 +994,10 @@ func (s *sessionState) changes(c *wireChanges) error {
 			if !model.Kind(it.Kind).Valid() {
 				continue
 			}
-			if err := putServerItem(txn, s.key, it.Kind, it.ID, it.Doc, it.Raw); err != nil {
+			if err := putServerItem(txn, s.key, it.Kind, it.ID, it.Doc, it.Raw, s.known.absent(it.Kind, it.ID)); err != nil {
 				return err
 			}
+			s.known.add(it.Kind, it.ID)
 			r.clock().Observe(it.Doc.MaxVersion())
 			notes = append(notes, Change{Kind: it.Kind, ID: it.ID, Source: "server", Removed: it.Doc.IsDeleted()})
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -110,9 +111,26 @@ func (m *Message) bodies() int {
 // BlindID is the removal id of an item for an access key: no id crosses the
 // wire for an item the replica may never have held.
 func BlindID(key []byte, kind, id string) []byte {
-	h := hmac.New(sha256.New, key)
-	h.Write([]byte(kind))
-	h.Write([]byte{':'})
-	h.Write([]byte(id))
-	return h.Sum(nil)[:16]
+	b, _ := blinders.Get().(*blinder)
+	if b == nil || !bytes.Equal(b.key, key) {
+		b = &blinder{key: bytes.Clone(key), h: hmac.New(sha256.New, key)}
+	} else {
+		b.h.Reset()
+	}
+	b.buf = append(append(append(b.buf[:0], kind...), ':'), id...)
+	b.h.Write(b.buf)
+	b.buf = b.h.Sum(b.buf[:0])
+	out := bytes.Clone(b.buf[:16])
+	blinders.Put(b)
+	return out
+}
+
+// blinders keeps HMAC states keyed for the key last used: an access uses
+// one key, so BlindID rarely has to key a new one.
+var blinders sync.Pool
+
+type blinder struct {
+	key []byte
+	h   hash.Hash
+	buf []byte
 }
