@@ -236,3 +236,97 @@ func (d *Doc) DecodeMsgpack(dec *msgpack.Decoder) error {
 	}
 	return nil
 }
+
+// DocInfo is what ScanDoc learns of an encoded Doc without building it.
+type DocInfo struct {
+	Max      Version // Doc.MaxVersion
+	Deleted  bool    // Doc.IsDeleted
+	HasField bool    // Doc.Has of the field ScanDoc was asked about
+}
+
+// ScanDoc reads past one encoded Doc and reports its DocInfo, allocating
+// nothing for the Doc itself.
+func ScanDoc(r *mp.Reader, field string) (DocInfo, error) {
+	var info DocInfo
+	n, err := r.MapLen()
+	for i := 0; i < n && err == nil; i++ {
+		var k []byte
+		if k, err = r.Bytes(); err != nil {
+			break
+		}
+		switch string(k) {
+		case "f", "d", "a":
+			err = scanFields(r, &info, string(k) == "f", field)
+		case "g":
+			err = scanTags(r, &info)
+		case "del":
+			var v Version
+			if v, err = ReadVersion(r); err == nil {
+				info.Deleted = !v.IsZero()
+				info.Max = Max(info.Max, v)
+			}
+		default:
+			err = r.Skip()
+		}
+	}
+	return info, err
+}
+
+func scanFields(r *mp.Reader, info *DocInfo, named bool, field string) error {
+	n, err := r.MapLen()
+	for i := 0; i < n && err == nil; i++ {
+		var name []byte
+		if name, err = r.Bytes(); err != nil {
+			break
+		}
+		var fn int
+		fn, err = r.MapLen()
+		for j := 0; j < fn && err == nil; j++ {
+			var k []byte
+			if k, err = r.Bytes(); err != nil {
+				break
+			}
+			switch string(k) {
+			case "v":
+				var v Version
+				if v, err = ReadVersion(r); err == nil {
+					info.Max = Max(info.Max, v)
+				}
+			case "x":
+				var val []byte
+				if val, err = r.Bytes(); err == nil && named && val != nil && string(name) == field {
+					info.HasField = true
+				}
+			default:
+				err = r.Skip()
+			}
+		}
+	}
+	return err
+}
+
+func scanTags(r *mp.Reader, info *DocInfo) error {
+	n, err := r.MapLen()
+	for i := 0; i < n && err == nil; i++ {
+		if _, err = r.Bytes(); err != nil {
+			break
+		}
+		var en int
+		en, err = r.MapLen()
+		for j := 0; j < en && err == nil; j++ {
+			var k []byte
+			if k, err = r.Bytes(); err != nil {
+				break
+			}
+			if string(k) == "v" {
+				var v Version
+				if v, err = ReadVersion(r); err == nil {
+					info.Max = Max(info.Max, v)
+				}
+			} else {
+				err = r.Skip()
+			}
+		}
+	}
+	return err
+}

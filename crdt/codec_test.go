@@ -173,3 +173,22 @@ func FuzzReadDoc(f *testing.F) {
 		}
 	})
 }
+
+func TestScanDocAgreesWithTheDecodedDoc(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		d := rapid.OneOf(genDoc(), genWideDoc()).Draw(t, "doc")
+		field := rapid.SampledFrom(append([]string{"", "absent"}, fieldNames...)).Draw(t, "field")
+		b := crdt.AppendDoc(nil, &d)
+		r := mp.NewReader(b)
+		info, err := crdt.ScanDoc(r, field)
+		if err != nil || r.Len() != 0 {
+			t.Fatalf("ScanDoc: %v, %d bytes left", err, r.Len())
+		}
+		// Has sees a value of length 0 as present; the encoding cannot.
+		has := len(d.Fields[field].Val) > 0
+		want := crdt.DocInfo{Max: d.MaxVersion(), Deleted: d.IsDeleted(), HasField: has}
+		if info != want {
+			t.Fatalf("ScanDoc = %+v, want %+v", info, want)
+		}
+	})
+}

@@ -202,7 +202,8 @@ func putBase(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc) error {
 // encoding) merged into base. When the merge leaves d as it is, the usual
 // case since the server's state includes every earlier one, raw is stored
 // without encoding it again.
-// absent says base is known not to hold the item: no read is needed.
+// absent says base is known not to hold the item and d is not a
+// tombstone: raw is stored as it is, and d is not looked at.
 func putServerItem(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc, raw []byte, absent bool) error {
 	var cur crdt.Doc
 	var found bool
@@ -211,6 +212,9 @@ func putServerItem(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc, raw
 		if cur, found, err = getBase(txn, kind, id); err != nil {
 			return err
 		}
+	}
+	if absent {
+		return putBaseBytes(txn, key, kind, id, raw)
 	}
 	if found || d.IsDeleted() {
 		if m := crdt.Merge(cur, d); !crdt.Equal(m, d) {

@@ -856,9 +856,12 @@ type wireChanges struct {
 
 type wireItem struct {
 	Kind, ID string
-	Doc      crdt.Doc
-	Raw      []byte
+	Info     crdt.DocInfo // what the apply needs, read without decoding
+	Raw      []byte       // the document as encoded
 }
+
+// doc decodes the item's document.
+func (it *wireItem) doc() (crdt.Doc, error) { return crdt.ReadDoc(mp.NewReader(it.Raw)) }
 
 // decodeInbound passes a frame through the validation gate and decodes it:
 // a changes batch in one pass (decodeChanges), anything else with
@@ -917,7 +920,7 @@ func decodeChanges(frame []byte) (string, *wireChanges, error) {
 								it.ID, err = r.String()
 							case "doc":
 								start := r.Offset()
-								if it.Doc, err = crdt.ReadDoc(r); err == nil {
+								if it.Info, err = crdt.ScanDoc(r, ""); err == nil {
 									it.Raw = frame[start:r.Offset():r.Offset()]
 								}
 							default:
@@ -994,12 +997,22 @@ func (s *sessionState) changes(c *wireChanges) error {
 			if !model.Kind(it.Kind).Valid() {
 				continue
 			}
-			if err := putServerItem(txn, s.key, it.Kind, it.ID, it.Doc, it.Raw, s.known.absent(it.Kind, it.ID)); err != nil {
+			// A new item is stored as it came; any other is merged into
+			// base, so only then is its document decoded.
+			absent := s.known.absent(it.Kind, it.ID)
+			var d crdt.Doc
+			if !absent || it.Info.Deleted {
+				var err error
+				if d, err = it.doc(); err != nil {
+					return err
+				}
+			}
+			if err := putServerItem(txn, s.key, it.Kind, it.ID, d, it.Raw, absent && !it.Info.Deleted); err != nil {
 				return err
 			}
 			s.known.add(it.Kind, it.ID)
-			r.clock().Observe(it.Doc.MaxVersion())
-			notes = append(notes, Change{Kind: it.Kind, ID: it.ID, Source: "server", Removed: it.Doc.IsDeleted()})
+			r.clock().Observe(it.Info.Max)
+			notes = append(notes, Change{Kind: it.Kind, ID: it.ID, Source: "server", Removed: it.Info.Deleted})
 		}
 		for _, b := range c.Removals {
 			raw, ok, err := getRaw(txn, string(blindKey(b)))

@@ -54,7 +54,9 @@ func TestDecodeChangesMatchesSyncprotoDecode(t *testing.T) {
 	}
 	for i, it := range c.Items {
 		w := want.Changes.Items[i]
-		if it.Kind != w.Kind || it.ID != w.ID || !crdt.Equal(it.Doc, w.Doc) {
+		d, err := it.doc()
+		info := crdt.DocInfo{Max: w.Doc.MaxVersion(), Deleted: w.Doc.IsDeleted()}
+		if it.Kind != w.Kind || it.ID != w.ID || err != nil || !crdt.Equal(d, w.Doc) || it.Info != info {
 			t.Fatalf("item %d: got %+v, want %+v", i, it, w)
 		}
 		var again crdt.Doc

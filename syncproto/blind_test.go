@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pryvsync/pryvsync/crdt"
 	"github.com/pryvsync/pryvsync/syncproto"
 )
 
@@ -32,4 +33,27 @@ func TestBlindIDIsTheTruncatedHMAC(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestItemRawDocEncodesAsItsDoc: an item sent with its stored document
+// bytes is the same frame as one sent with the decoded document.
+func TestItemRawDocEncodesAsItsDoc(t *testing.T) {
+	v := crdt.Version{Time: 1700000000000, Counter: 3, Node: "srv"}
+	doc := crdt.Doc{Fields: map[string]crdt.Field{"name": {V: v, Val: []byte(`"Diary"`)}}, Deleted: crdt.Version{}}
+	frame := func(it syncproto.Item) []byte {
+		b, err := syncproto.Encode(&syncproto.Message{T: syncproto.TypeChanges, Changes: &syncproto.Changes{Items: []syncproto.Item{it}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	decoded := frame(syncproto.Item{Kind: "channel", ID: "diary", Doc: doc})
+	raw := frame(syncproto.Item{Kind: "channel", ID: "diary", RawDoc: crdt.AppendDoc(nil, &doc)})
+	if !bytes.Equal(decoded, raw) {
+		t.Fatalf("frames differ:\n%x\n%x", decoded, raw)
+	}
+	m, err := syncproto.Decode(raw)
+	if err != nil || len(m.Changes.Items) != 1 || !crdt.Equal(m.Changes.Items[0].Doc, doc) || m.Changes.Items[0].RawDoc != nil {
+		t.Fatalf("decoded %+v, %v", m, err)
+	}
 }

@@ -1,6 +1,8 @@
 package syncproto
 
 import (
+	"github.com/vmihailenco/msgpack/v5"
+
 	"github.com/pryvsync/pryvsync/crdt"
 	"github.com/pryvsync/pryvsync/model"
 )
@@ -174,6 +176,27 @@ type Item struct {
 	Kind string   `msgpack:"kind"`
 	ID   string   `msgpack:"id"`
 	Doc  crdt.Doc `msgpack:"doc"`
+	// RawDoc, when set, is Doc already encoded (as stored): it is sent
+	// as it is and Doc is ignored. Never decoded into.
+	RawDoc []byte `msgpack:"-" json:"-"`
+}
+
+// EncodeMsgpack writes the item as reflection would (a map of kind, id and
+// doc), taking the document's bytes from RawDoc when it is set.
+func (it Item) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if err := enc.EncodeMapLen(3); err != nil {
+		return err
+	}
+	for _, s := range [...]string{"kind", it.Kind, "id", it.ID, "doc"} {
+		if err := enc.EncodeString(s); err != nil {
+			return err
+		}
+	}
+	if it.RawDoc != nil {
+		_, err := enc.Writer().Write(it.RawDoc)
+		return err
+	}
+	return it.Doc.EncodeMsgpack(enc)
 }
 
 // Changes is a batch of the feed (server). Apply it in one local

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/heap"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/pryvsync/pryvsync/internal/mp"
 	"github.com/pryvsync/pryvsync/model"
 )
 
@@ -262,4 +264,32 @@ func (s *Store) Floor(user string) uint64 {
 		return err
 	})
 	return f
+}
+
+// DocBytes returns the encoded document inside the record the entry
+// carries (nil when it carries none), without decoding it.
+func (e FeedEntry) DocBytes() ([]byte, error) {
+	if e.Raw == nil {
+		return nil, nil
+	}
+	r := mp.NewReader(e.Raw)
+	n, err := r.MapLen()
+	for i := 0; i < n && err == nil; i++ {
+		var k []byte
+		if k, err = r.Bytes(); err != nil {
+			break
+		}
+		if string(k) != "d" {
+			err = r.Skip()
+			continue
+		}
+		start := r.Offset()
+		if err = r.Skip(); err == nil {
+			return e.Raw[start:r.Offset():r.Offset()], nil
+		}
+	}
+	if err == nil {
+		err = errors.New("no document")
+	}
+	return nil, fmt.Errorf("%w: feed entry %d: %v", ErrCorrupt, e.Seq, err)
 }
