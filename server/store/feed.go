@@ -236,14 +236,16 @@ func (t *Tx) resultKeys(prefix string) ([]string, error) {
 		}
 	}
 	it.Close()
-	noted := c.stored
+	noted := [][]string{c.stored}
 	if c.flight != nil {
-		noted = append(noted[:len(noted):len(noted)], c.flight.stored...)
+		noted = append(noted, c.flight.stored)
 	}
-	for _, k := range noted {
-		if strings.HasPrefix(k, prefix) {
-			if v, _ := t.layered(k); v != nil {
-				keys = append(keys, k)
+	for _, ks := range noted {
+		for _, k := range ks {
+			if strings.HasPrefix(k, prefix) {
+				if v, _ := t.layered(k); v != nil {
+					keys = append(keys, k)
+				}
 			}
 		}
 	}

@@ -274,7 +274,7 @@ type committer struct {
 	ok      int // requests that succeeded
 	commits []Commit
 	heads   map[string]uint64
-	stored  []string // result keys PutResult wrote into writes (some maybe rolled back)
+	stored  []string // result keys PutResult wrote into writes, for PruneResults (some maybe rolled back since)
 
 	flight *flight           // the group commit being written, or nil
 	cheads map[string]uint64 // head per user including the flight's writes
@@ -420,9 +420,10 @@ func (c *committer) run(r *request) {
 			return
 		}
 		c.begin()
+		results := keyUser(r.user) + "r/" // where PutResult writes
 		for k, v := range mine {
 			c.writes[k] = v
-			if strings.HasPrefix(k, keyUser(r.user)+"r/") {
+			if strings.HasPrefix(k, results) {
 				c.stored = append(c.stored, k)
 			}
 		}
