@@ -993,6 +993,23 @@ func (s *sessionState) changes(c *wireChanges) error {
 	var notes []Change
 	err := r.update(func(txn *badger.Txn) error {
 		notes = notes[:0]
+		// Acknowledged entries come first in the outbox (pushes go in rseq
+		// order), so the scan stops at the first pending one. It runs
+		// before the batch's writes: an iterator over a transaction sorts
+		// the writes it holds.
+		err := eachEntry(txn, 0, func(raw []byte) (bool, error) {
+			h, err := headOf(raw)
+			if err != nil || !h.Acked {
+				return false, err
+			}
+			if h.Epoch == c.Cursor.Epoch && h.Seq <= c.Cursor.Seq {
+				return true, deleteEntry(txn, h.Kind, h.ID, h.RSeq)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
 		for _, it := range c.Items {
 			if !model.Kind(it.Kind).Valid() {
 				continue
@@ -1029,21 +1046,6 @@ func (s *sessionState) changes(c *wireChanges) error {
 			notes = append(notes, Change{Kind: kind, ID: id, Source: "server", Removed: true})
 		}
 		if err := setJSON(txn, keyCursor, c.Cursor); err != nil {
-			return err
-		}
-		// Acknowledged entries come first in the outbox (pushes go in rseq
-		// order), so the scan stops at the first pending one.
-		err := eachEntry(txn, 0, func(raw []byte) (bool, error) {
-			h, err := headOf(raw)
-			if err != nil || !h.Acked {
-				return false, err
-			}
-			if h.Epoch == c.Cursor.Epoch && h.Seq <= c.Cursor.Seq {
-				return true, deleteEntry(txn, h.Kind, h.ID, h.RSeq)
-			}
-			return true, nil
-		})
-		if err != nil {
 			return err
 		}
 		if c.CaughtUp {
