@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/internal/mp"
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/syncproto"
 )
@@ -419,46 +419,41 @@ type storedEntry struct {
 // readEntry reads an encoded entry in one pass; Delta is a slice of raw.
 func readEntry(raw []byte) (storedEntry, error) {
 	var e storedEntry
-	r := bytes.NewReader(raw)
-	dec := msgpack.NewDecoder(r) // reads r directly: r.Len() tracks the position
-	n, err := dec.DecodeMapLen()
-	if err != nil {
-		return e, err
-	}
-	for range n {
-		k, err := dec.DecodeString()
-		if err != nil {
-			return e, err
+	r := mp.NewReader(raw)
+	n, err := r.MapLen()
+	for i := 0; i < n && err == nil; i++ {
+		var k []byte
+		if k, err = r.Bytes(); err != nil {
+			break
 		}
-		switch k {
+		switch string(k) {
 		case "r":
-			e.RSeq, err = dec.DecodeUint64()
+			e.RSeq, err = r.Uint()
 		case "k":
-			e.Kind, err = dec.DecodeString()
+			e.Kind, err = r.Name()
 		case "i":
-			e.ID, err = dec.DecodeString()
+			e.ID, err = r.String()
 		case "c":
-			e.Create, err = dec.DecodeBool()
+			e.Create, err = r.Bool()
 		case "d":
-			start := len(raw) - r.Len()
-			if err = dec.Skip(); err == nil {
-				end := len(raw) - r.Len()
-				e.Delta = raw[start:end:end]
+			start := r.Offset()
+			if err = r.Skip(); err == nil {
+				e.Delta = raw[start:r.Offset():r.Offset()]
 			}
 		case "a":
-			e.Acked, err = dec.DecodeBool()
+			e.Acked, err = r.Bool()
 		case "s":
-			e.Seq, err = dec.DecodeUint64()
+			e.Seq, err = r.Uint()
 		case "e":
-			e.Epoch, err = dec.DecodeString()
+			e.Epoch, err = r.Name()
 		case "p":
-			e.Repush, err = dec.DecodeBool()
+			e.Repush, err = r.Bool()
 		default:
-			err = dec.Skip()
+			err = r.Skip()
 		}
-		if err != nil {
-			return e, fmt.Errorf("replica: outbox entry: %w", err)
-		}
+	}
+	if err != nil {
+		return e, fmt.Errorf("replica: outbox entry: %w", err)
 	}
 	return e, nil
 }
@@ -466,17 +461,17 @@ func readEntry(raw []byte) (storedEntry, error) {
 // entryHead is an outbox entry without its delta: enough to count, order
 // and trim the outbox without decoding every change.
 type entryHead struct {
-	RSeq  uint64 `msgpack:"r"`
-	Kind  string `msgpack:"k"`
-	ID    string `msgpack:"i"`
-	Acked bool   `msgpack:"a,omitempty"`
-	Seq   uint64 `msgpack:"s,omitempty"`
-	Epoch string `msgpack:"e,omitempty"`
+	RSeq  uint64
+	Kind  string
+	ID    string
+	Acked bool
+	Seq   uint64
+	Epoch string
 }
 
 func headOf(raw []byte) (entryHead, error) {
-	var h entryHead
-	return h, msgpack.Unmarshal(raw, &h)
+	e, err := readEntry(raw)
+	return entryHead{RSeq: e.RSeq, Kind: e.Kind, ID: e.ID, Acked: e.Acked, Seq: e.Seq, Epoch: e.Epoch}, err
 }
 
 // eachEntry calls fn with the encoded value (valid during the call only) of
