@@ -187,25 +187,39 @@ func (s *Store) Close() error {
 // including every earlier request; its writes land only if it returns nil.
 // Update returns after the commit is durable (or failed).
 func (s *Store) Update(ctx context.Context, user string, fn func(*Tx) error) error {
+	wait, err := s.Submit(ctx, user, fn)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// Submit queues fn as Update does and returns once it is queued: requests
+// submitted one after the other run in that order, so a caller can queue
+// its next request while an earlier one is being written. wait returns
+// what Update would have.
+func (s *Store) Submit(ctx context.Context, user string, fn func(*Tx) error) (wait func() error, err error) {
 	r := &request{user: user, fn: fn, reply: make(chan error, 1)}
 	select {
 	case s.reqs <- r:
 	case <-s.done:
-		return ErrClosed
+		return nil, ErrClosed
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
-	select {
-	case err := <-r.reply:
-		return err
-	case <-s.stopped:
+	return func() error {
 		select {
 		case err := <-r.reply:
 			return err
-		default:
-			return ErrClosed
+		case <-s.stopped:
+			select {
+			case err := <-r.reply:
+				return err
+			default:
+				return ErrClosed
+			}
 		}
-	}
+	}, nil
 }
 
 // View runs fn over a consistent read-only snapshot.

@@ -732,3 +732,43 @@ func TestOversizedRequestIsAtomic(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSubmitRunsQueuedRequestsInOrder: requests queued one after the other
+// without waiting run in that order, each seeing the writes of those before
+// it, and all are durable once their waits return.
+func TestSubmitRunsQueuedRequestsInOrder(t *testing.T) {
+	s := openMem(t)
+	ctx := context.Background()
+	var waits []func() error
+	for i := range 50 {
+		wait, err := s.Submit(ctx, user, func(tx *store.Tx) error {
+			head, err := tx.Head()
+			if err != nil {
+				return err
+			}
+			if head != uint64(i) {
+				return fmt.Errorf("request %d sees head %d", i, head)
+			}
+			_, err = tx.PutItem(model.KindEvent, fmt.Sprintf("ev%02d", i), eventDoc("ch", float64(i), nil))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, wait)
+	}
+	for i, wait := range waits {
+		if err := wait(); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	feed := readFeed(t, s, []string{"ch"}, 0)
+	if len(feed) != 50 {
+		t.Fatalf("%d feed entries, want 50", len(feed))
+	}
+	for i, e := range feed {
+		if e.ID != fmt.Sprintf("ev%02d", i) || e.Seq != uint64(i+1) {
+			t.Fatalf("feed[%d] = %+v", i, e)
+		}
+	}
+}
