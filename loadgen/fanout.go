@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -14,6 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/pryvsync/pryvsync/internal/mp"
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/syncproto"
 )
@@ -45,35 +49,155 @@ type idleClient struct {
 	current *atomic.Pointer[probe]
 }
 
-func (ic *idleClient) loop(ctx context.Context) {
+// loop reads until the connection closes. It reads and writes without a
+// context (a context costs a registration per call in the websocket
+// library): the run ends it by closing the connection. Each frame is read
+// into a pooled buffer.
+func (ic *idleClient) loop() {
+	ctx := context.Background()
 	caught := false
+	var ids [][]byte
 	for {
-		m, err := ic.rc.read(ctx)
+		buf := framePool.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, r, err := ic.rc.c.Reader(ctx)
+		if err == nil {
+			_, err = buf.ReadFrom(r)
+		}
+		// Received: the frame is in. What follows is the client's own work.
+		at := time.Now()
+		var (
+			ch      bool
+			cursor  syncproto.Cursor
+			caughtU bool
+		)
+		if err == nil {
+			ids, ch, cursor, caughtU, err = scanChanges(buf.Bytes(), ids[:0])
+		}
+		if p := ic.current.Load(); err == nil && ch && p != nil {
+			for _, id := range ids {
+				if string(id) == p.id {
+					p.hit(at)
+				}
+			}
+		}
+		ids = ids[:0] // they alias buf
+		if buf.Cap() <= 64<<10 {
+			framePool.Put(buf)
+		}
 		if err != nil {
 			if !caught {
 				close(ic.ready)
 			}
 			return
 		}
-		if m.T != syncproto.TypeChanges {
+		if !ch {
 			continue
 		}
-		at := time.Now()
-		if p := ic.current.Load(); p != nil {
-			for _, it := range m.Changes.Items {
-				if it.ID == p.id {
-					p.hit(at)
-				}
-			}
-		}
-		if err := ic.rc.ack(ctx, m.Changes.Cursor); err != nil {
+		if err := ic.rc.ack(ctx, cursor); err != nil {
 			return
 		}
-		if m.Changes.CaughtUp && !caught {
+		if caughtU && !caught {
 			caught = true
 			close(ic.ready)
 		}
 	}
+}
+
+// framePool holds the idle clients' read buffers: 10 000 connections
+// need only as many as read at once.
+var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// scanChanges reads what an idle client needs of a frame without decoding
+// the documents: whether it is a changes batch, its items' ids (appended to
+// ids, aliasing frame), its cursor and caughtUp. At 10 000 connections the
+// client shares the cores with the server it measures, so it keeps its
+// per-frame work small. An error frame is decoded whole and returned as an
+// error.
+func scanChanges(frame []byte, ids [][]byte) (_ [][]byte, changes bool, cursor syncproto.Cursor, caughtUp bool, err error) {
+	r := mp.NewReader(frame)
+	n, err := r.MapLen()
+	for i := 0; i < n && err == nil; i++ {
+		var k []byte
+		if k, err = r.Bytes(); err != nil {
+			break
+		}
+		switch string(k) {
+		case "t":
+			var t []byte
+			if t, err = r.Bytes(); err == nil && string(t) == syncproto.TypeError {
+				var m lightMsg
+				if err = msgpack.Unmarshal(frame, &m); err == nil && m.Error != nil {
+					err = fmt.Errorf("loadgen: server error %s: %s", m.Error.ID, m.Error.Message)
+				}
+				return ids, false, cursor, false, err
+			}
+		case "changes":
+			if r.Nil() {
+				continue
+			}
+			changes = true
+			ids, cursor, caughtUp, err = scanBatch(r, ids)
+		default:
+			err = r.Skip()
+		}
+	}
+	return ids, changes, cursor, caughtUp, err
+}
+
+func scanBatch(r *mp.Reader, ids [][]byte) (_ [][]byte, cursor syncproto.Cursor, caughtUp bool, err error) {
+	n, err := r.MapLen()
+	for i := 0; i < n && err == nil; i++ {
+		var k []byte
+		if k, err = r.Bytes(); err != nil {
+			break
+		}
+		switch string(k) {
+		case "items":
+			var items int
+			items, err = r.ArrayLen()
+			for j := 0; j < items && err == nil; j++ {
+				var fields int
+				fields, err = r.MapLen()
+				for f := 0; f < fields && err == nil; f++ {
+					var fk []byte
+					if fk, err = r.Bytes(); err != nil {
+						break
+					}
+					if string(fk) == "id" {
+						var id []byte
+						if id, err = r.Bytes(); err == nil {
+							ids = append(ids, id)
+						}
+					} else {
+						err = r.Skip()
+					}
+				}
+			}
+		case "cursor":
+			var fields int
+			fields, err = r.MapLen()
+			for f := 0; f < fields && err == nil; f++ {
+				var fk []byte
+				if fk, err = r.Bytes(); err != nil {
+					break
+				}
+				switch string(fk) {
+				case "epoch":
+					cursor.Epoch, err = r.String()
+				case "seq":
+					cursor.Seq, err = r.Uint()
+				default:
+					err = r.Skip()
+				}
+			}
+		case "caughtUp":
+			caughtUp, err = r.Bool()
+		default:
+			err = r.Skip()
+		}
+	}
+	return ids, cursor, caughtUp, err
 }
 
 // serverMem is what W5 reads of the server's memory.
@@ -266,9 +390,14 @@ func w5Run(ctx context.Context, c Config, res *Result, run, conns int) error {
 			ic := &idleClient{rc: rc, ready: make(chan struct{}), current: &current}
 			cmu.Lock()
 			clients[i] = ic
+			if cctx.Err() != nil {
+				// The run ended while this one was dialing, after the
+				// cleanup closed the others: the loop returns at once.
+				rc.c.CloseNow()
+			}
 			cmu.Unlock()
 			<-sem
-			ic.loop(cctx)
+			ic.loop()
 		}()
 	}
 	for range cap(sem) {

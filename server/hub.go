@@ -13,6 +13,10 @@ import (
 type Hub struct {
 	mu   sync.Mutex
 	subs map[string]map[*Sub]struct{}
+
+	// frames lets the sessions that one commit wakes share the encoding of
+	// the same changes batch (framecache.go).
+	frames frameCache
 }
 
 // Sub is one live connection's subscription to its user's changes.

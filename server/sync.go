@@ -171,22 +171,32 @@ func (ss *syncSession) run() {
 		ss.log.Info("cursor reset", "reason", w.Reset)
 	}
 
+	// Two goroutines per session, this one feeding: an idle server holds
+	// thousands of sessions, and each goroutine costs its stack.
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(1)
 	go func() { defer wg.Done(); defer cancel(); ss.readLoop(ctx) }()
-	go func() { defer wg.Done(); defer cancel(); ss.feedLoop(ctx) }()
-	go func() { defer wg.Done(); defer cancel(); ss.keepAlive(ctx) }()
-	<-ctx.Done()
-	ss.mu.Lock()
-	if ss.outcome == "" {
-		ss.outcome = "closed"
-	}
-	ss.mu.Unlock()
-	if ss.s.baseCtx.Err() != nil {
-		ss.conn.Close(websocket.StatusGoingAway, "server shutting down")
-	}
-	ss.conn.CloseNow()
+	stopPings := ss.keepAlive(ctx)
+	// Whichever side ends the session, the connection closes at once, even
+	// while the other loop is still busy (a goroutine only from then on).
+	closed := make(chan struct{})
+	context.AfterFunc(ctx, func() {
+		defer close(closed)
+		ss.mu.Lock()
+		if ss.outcome == "" {
+			ss.outcome = "closed"
+		}
+		ss.mu.Unlock()
+		if ss.s.baseCtx.Err() != nil {
+			ss.conn.Close(websocket.StatusGoingAway, "server shutting down")
+		}
+		ss.conn.CloseNow()
+	})
+	ss.feedLoop(ctx)
+	cancel()
+	<-closed
 	wg.Wait()
+	stopPings()
 	ss.abortUpload()
 }
 
@@ -244,21 +254,47 @@ func (ss *syncSession) welcome(h *syncproto.Hello) (*syncproto.Welcome, error) {
 	return w, nil
 }
 
-func (ss *syncSession) keepAlive(ctx context.Context) {
-	t := time.NewTicker(ss.s.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+// keepAlive pings the peer every PingInterval and ends the session when a
+// pong does not come within PeerTimeout-PingInterval. Between pings it holds
+// a timer, not a goroutine; the returned stop waits for a ping in progress.
+func (ss *syncSession) keepAlive(ctx context.Context) (stop func()) {
+	var (
+		mu      sync.Mutex // guards stopped and t
+		stopped bool
+		t       *time.Timer
+		pinging sync.WaitGroup
+	)
+	ping := func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
 			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, ss.s.cfg.PeerTimeout-ss.s.cfg.PingInterval)
-			err := ss.conn.Ping(pctx)
-			cancel()
-			if err != nil {
-				return
-			}
 		}
+		pinging.Add(1)
+		mu.Unlock()
+		defer pinging.Done()
+		pctx, cancel := context.WithTimeout(ctx, ss.s.cfg.PeerTimeout-ss.s.cfg.PingInterval)
+		err := ss.conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			ss.cancel()
+			return
+		}
+		mu.Lock()
+		if !stopped {
+			t.Reset(ss.s.cfg.PingInterval)
+		}
+		mu.Unlock()
+	}
+	mu.Lock()
+	t = time.AfterFunc(ss.s.cfg.PingInterval, ping)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+		pinging.Wait()
 	}
 }
 
@@ -511,13 +547,20 @@ func (ss *syncSession) feedLoop(ctx context.Context) {
 				return
 			}
 		}
-		if ss.belowFloor() {
-			// Compaction removed tombstones this session has not sent yet:
-			// the replica must reconnect and be told to reset.
-			ss.closeWith(int(websocket.StatusGoingAway), "cursor-reset", "the cursor passed the tombstone horizon; reconnect")
-			return
+		// A batch another session of the access already read and encoded
+		// from this cursor, after its own floor check: as if this session
+		// had read it then (sendShared).
+		sent, err := ss.sendShared(ctx)
+		more := false
+		if !sent && err == nil {
+			if ss.belowFloor() {
+				// Compaction removed tombstones this session has not sent yet:
+				// the replica must reconnect and be told to reset.
+				ss.closeWith(int(websocket.StatusGoingAway), "cursor-reset", "the cursor passed the tombstone horizon; reconnect")
+				return
+			}
+			more, err = ss.sendBatch(ctx)
 		}
-		more, err := ss.sendBatch(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				ss.log.Warn("feed", "error", err)
@@ -757,7 +800,7 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 	// Observed before the send: once the replica has the batch, it may
 	// look at the metrics (a test does) before this goroutine runs again.
 	ss.s.FeedSent(ss.user, prev, cursor)
-	if err := ss.send(ctx, &syncproto.Message{T: syncproto.TypeChanges, Changes: &batch}); err != nil {
+	if err := ss.sendChanges(ctx, &batch, prev, rescan == 0 && !initial); err != nil {
 		return false, err
 	}
 	n := len(batch.Items) + len(batch.Removals)

@@ -1,0 +1,63 @@
+package loadgen
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/model"
+	"github.com/pryvsync/pryvsync/syncproto"
+)
+
+// TestScanChangesReadsWhatTheCodecWrites checks the idle clients' frame
+// scanner against frames encoded by syncproto: ids, cursor and caughtUp of a
+// changes batch, other messages passed over, a server error returned.
+func TestScanChangesReadsWhatTheCodecWrites(t *testing.T) {
+	doc := crdt.Doc{Fields: map[string]crdt.Field{"value": {V: crdt.Version{Time: 7, Node: "n"}, Val: []byte(`"x"`)}}}
+	for _, tc := range []struct {
+		name     string
+		m        *syncproto.Message
+		changes  bool
+		ids      []string
+		cursor   syncproto.Cursor
+		caughtUp bool
+		err      string
+	}{
+		{name: "batch", m: &syncproto.Message{T: syncproto.TypeChanges, Changes: &syncproto.Changes{
+			Items:    []syncproto.Item{{Kind: "event", ID: "cabc", Doc: doc}, {Kind: "folder", ID: "fone", Doc: doc}},
+			Removals: [][]byte{[]byte("0123456789abcdef")}, Cursor: syncproto.Cursor{Epoch: "ep", Seq: 1 << 40}, CaughtUp: true}},
+			changes: true, ids: []string{"cabc", "fone"}, cursor: syncproto.Cursor{Epoch: "ep", Seq: 1 << 40}, caughtUp: true},
+		{name: "empty batch", m: &syncproto.Message{T: syncproto.TypeChanges, Changes: &syncproto.Changes{Cursor: syncproto.Cursor{Epoch: "ep", Seq: 3}}},
+			changes: true, cursor: syncproto.Cursor{Epoch: "ep", Seq: 3}},
+		{name: "scope", m: &syncproto.Message{T: syncproto.TypeScope, Scope: &syncproto.Scope{Permissions: []model.Permission{}, PermVersion: 2}}},
+		{name: "error", m: &syncproto.Message{T: syncproto.TypeError, Error: &syncproto.Error{Code: 4403, ID: "invalid-access-token", Message: "revoked"}},
+			err: "invalid-access-token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			frame, err := syncproto.Encode(tc.m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids, changes, cursor, caughtUp, err := scanChanges(frame, nil)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error: got %v, want one naming %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, id := range ids {
+				got = append(got, string(id))
+			}
+			if g, w := strings.Join(got, ","), strings.Join(tc.ids, ","); g != w {
+				t.Fatalf("ids: got %q, want %q", g, w)
+			}
+			if changes != tc.changes || cursor != tc.cursor || caughtUp != tc.caughtUp {
+				t.Fatalf("got changes %v cursor %+v caughtUp %v, want %v %+v %v", changes, cursor, caughtUp, tc.changes, tc.cursor, tc.caughtUp)
+			}
+		})
+	}
+}
