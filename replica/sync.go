@@ -233,6 +233,19 @@ func (r *Replica) session(ctx context.Context, live bool, res *RoundResult, onWe
 				}
 			}
 		case m := <-msgs:
+			if m.Message != nil && m.T == syncproto.TypeError && m.Error != nil {
+				// The server closes right after an error: take its close
+				// code (revoked, expired…) rather than cutting the
+				// connection under its close handshake.
+				select {
+				case err := <-rerr:
+					if websocket.CloseStatus(err) != -1 {
+						return r.closeErr(err)
+					}
+				case <-time.After(2 * time.Second):
+				case <-ctx.Done():
+				}
+			}
 			if err := s.handle(ctx, m); err != nil {
 				return err
 			}
