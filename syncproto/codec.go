@@ -9,6 +9,9 @@ import (
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/internal/mp"
 )
 
 var encPool = sync.Pool{New: func() any {
@@ -40,7 +43,11 @@ func Decode(frame []byte) (*Message, error) {
 		return nil, err
 	}
 	var m Message
-	if err := msgpack.Unmarshal(frame, &m); err != nil {
+	if p, ok, err := decodePush(frame); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	} else if ok {
+		m = Message{T: TypePush, Push: p}
+	} else if err := msgpack.Unmarshal(frame, &m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if err := m.check(); err != nil {
@@ -133,4 +140,107 @@ type blinder struct {
 	key []byte
 	h   hash.Hash
 	buf []byte
+}
+
+// decodePush decodes a push frame by hand (internal/mp), the hot path of a
+// server taking writes: ok is false, and nothing is decoded, for any other
+// type. It reads what msgpack.Unmarshal would into a Message of type push
+// (other bodies are skipped; check ignores them for a push).
+func decodePush(frame []byte) (p *Push, ok bool, err error) {
+	r := mp.NewReader(frame)
+	n, err := r.MapLen()
+	if err != nil {
+		return nil, false, err
+	}
+	// The type comes first in every frame this package encodes; a frame
+	// that puts it later takes the general path.
+	if n == 0 {
+		return nil, false, nil
+	}
+	if k, err := r.Bytes(); err != nil || string(k) != "t" {
+		return nil, false, nil
+	}
+	if t, err := r.Bytes(); err != nil || string(t) != TypePush {
+		return nil, false, nil
+	}
+	for i := 1; i < n; i++ {
+		k, err := r.Bytes()
+		if err != nil {
+			return nil, true, err
+		}
+		if string(k) != "push" {
+			if err := r.Skip(); err != nil {
+				return nil, true, err
+			}
+			continue
+		}
+		if r.Nil() {
+			p = nil
+			continue
+		}
+		p = &Push{}
+		err = readMap(r, func(k []byte) error {
+			if string(k) != "changes" {
+				return r.Skip()
+			}
+			cn, err := r.ArrayLen()
+			if err != nil || cn == 0 {
+				return err
+			}
+			if cn > MaxPushChanges {
+				return fmt.Errorf("too many changes in one push")
+			}
+			p.Changes = make([]Change, cn)
+			for j := range p.Changes {
+				c := &p.Changes[j]
+				err := readMap(r, func(k []byte) (err error) {
+					switch string(k) {
+					case "rseq":
+						c.RSeq, err = r.Uint()
+					case "kind":
+						c.Kind, err = r.Name()
+					case "id":
+						c.ID, err = r.String()
+					case "create":
+						c.Create, err = r.Bool()
+					case "delta":
+						c.Delta, err = crdt.ReadDoc(r)
+					default:
+						err = r.Skip()
+					}
+					return err
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, true, err
+		}
+	}
+	if r.Len() != 0 {
+		return nil, true, fmt.Errorf("%d bytes after the message", r.Len())
+	}
+	return p, true, nil
+}
+
+// readMap calls fn for each key of a map (nil counts as empty); fn must
+// consume the value.
+func readMap(r *mp.Reader, fn func(key []byte) error) error {
+	n, err := r.MapLen()
+	if err != nil {
+		return err
+	}
+	for range n {
+		k, err := r.Bytes()
+		if err != nil {
+			return err
+		}
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
