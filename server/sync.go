@@ -50,7 +50,7 @@ func (s *Server) handleSync(c *call) {
 	ss := &syncSession{
 		s: s, conn: conn, user: c.user, access: a, actor: actorOf(a),
 		log:  s.log.Named("sync").With("user", c.user, "access", a.ID),
-		acks: make(chan struct{}, 64), poke: make(chan struct{}, 1),
+		acks: make(chan struct{}, 64), poke: make(chan struct{}, 1), pushSlots: make(chan struct{}, maxQueuedPushes),
 	}
 	ss.sub = sub
 	connections.WithLabelValues("sync").Inc()
@@ -100,8 +100,15 @@ type syncSession struct {
 	sentCaughtUp bool   // a caughtUp batch was sent since the last push
 	poke         chan struct{}
 
-	outcome   string // how the session ended, for its log line
-	acks      chan struct{}
+	outcome string // how the session ended, for its log line
+	acks    chan struct{}
+	// Pushes are queued in the committer as they arrive and answered in
+	// order (see push): pushTail is closed once the last queued push has
+	// answered, pushSlots bounds how many are queued, pushWG counts their
+	// completions. readLoop alone touches pushTail.
+	pushTail  chan struct{}
+	pushSlots chan struct{}
+	pushWG    sync.WaitGroup
 	itemsOut  int
 	itemsIn   int
 	startedAt time.Time
@@ -196,6 +203,7 @@ func (ss *syncSession) run() {
 	cancel()
 	<-closed
 	wg.Wait()
+	ss.pushWG.Wait()
 	stopPings()
 	ss.abortUpload()
 }
@@ -354,11 +362,20 @@ var (
 	errPushExpired = errors.New("sync: push refused, access expired")
 )
 
+// maxQueuedPushes bounds the pushes of one session queued in the committer
+// and not yet answered.
+const maxQueuedPushes = 4
+
 // push applies a replica's changes in order, in one committer request; each
 // change is checked against the state left by the earlier ones. What does
 // not depend on stored state (the ids and the values of the deltas) is
 // checked first, in the session's goroutine, so the committer, which all
 // writers share, only does what must see the state.
+//
+// push returns once the request is queued: the next push is read, checked
+// and queued while this one is written, and a goroutine answers each push
+// when it is durable, after the push before it has answered. Requests run
+// in the order they are queued, so pushes still apply in order.
 func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 	start := time.Now()
 	ss.mu.Lock()
@@ -366,7 +383,12 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 	ss.mu.Unlock()
 	checks := checkPushed(p.Changes)
 	results := make([]syncproto.Result, 0, len(p.Changes))
-	err := ss.s.commit(ctx, ss.user, func(tx *store.Tx) error {
+	select {
+	case ss.pushSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	wait, err := ss.s.st.Submit(ctx, ss.user, func(tx *store.Tx) error {
 		results = results[:0]
 		// The rights as they stand in this transaction: a push is never
 		// applied with an access revoked, expired or narrowed since the
@@ -413,6 +435,34 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 		}
 		return tx.PruneResults(ss.replica, 0, 1000)
 	})
+	if err != nil {
+		<-ss.pushSlots
+		return err
+	}
+	prev, done := ss.pushTail, make(chan struct{})
+	ss.pushTail = done
+	ss.pushWG.Add(1)
+	go func() {
+		defer ss.pushWG.Done()
+		defer close(done)
+		defer func() { <-ss.pushSlots }()
+		err := wait()
+		if prev != nil {
+			<-prev
+		}
+		if err := ss.answerPush(ctx, len(p.Changes), results, err, start); err != nil {
+			if ctx.Err() == nil {
+				ss.log.Warn("push failed", "error", err)
+			}
+			ss.cancel()
+		}
+	}()
+	return nil
+}
+
+// answerPush sends a push's results once its request is durable, or ends
+// the session as its outcome requires.
+func (ss *syncSession) answerPush(ctx context.Context, n int, results []syncproto.Result, err error, start time.Time) error {
 	switch {
 	case errors.Is(err, errPushRevoked):
 		ss.closeWith(syncproto.CloseRevoked, model.ErrInvalidAccessToken, "access revoked")
@@ -425,18 +475,17 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 	}
 	ss.mu.Lock()
 	ss.sentCaughtUp = false
+	ss.itemsIn += n
 	ss.mu.Unlock()
 	select {
 	case ss.poke <- struct{}{}:
 	default:
 	}
-	ss.itemsIn += len(p.Changes)
-	syncItemsIn.Add(float64(len(p.Changes)))
+	syncItemsIn.Add(float64(n))
 	pushLatency.Observe(time.Since(start).Seconds())
 	return ss.send(ctx, &syncproto.Message{T: syncproto.TypePushResult, PushResult: &syncproto.PushResult{Results: results}})
 }
 
-// applyPushed applies one pushed change that checkPushed found chk.
 func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Change, chk pushCheck) syncproto.Result {
 	res := syncproto.Result{RSeq: ch.RSeq}
 	kind := model.Kind(ch.Kind)
