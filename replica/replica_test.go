@@ -258,7 +258,7 @@ func TestOverlayMergesOverBase(t *testing.T) {
 	server.Fields["description"] = crdt.Field{V: v, Val: model.JSONString("from server")}
 	old := crdt.Version{Time: 1, Node: "server"}
 	server.Fields["value"] = crdt.Field{V: old, Val: []byte("99")}
-	if err := r.update(func(txn *badger.Txn) error { return putBase(txn, []byte("k"), "event", id, server) }); err != nil {
+	if err := r.update(func(txn *badger.Txn) error { return putBase(txn, nil, "event", id, server) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.UpdateEvent(id, EventUpdate{Body: body(t, `{"value":2}`)}); err != nil {

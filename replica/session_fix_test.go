@@ -94,7 +94,7 @@ func TestARejectionReadBeforeTheCursorLeavesBaseAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := r.update(func(txn *badger.Txn) error { return putBase(txn, key, "event", id, newer) }); err != nil {
+	if err := r.update(func(txn *badger.Txn) error { return putBase(txn, nil, "event", id, newer) }); err != nil {
 		t.Fatal(err)
 	}
 	put(1)

@@ -30,7 +30,7 @@ const (
 	// before the push is sent: hello announces it as MaxRSeq.
 	keyPushed    = "s/pushed"
 	prefixBase   = "b/"
-	prefixBlind  = "x/"
+	prefixBlind  = "x/" // removal-id index of earlier versions, dropped at the welcome
 	prefixOutbox = "o/"
 	prefixRej    = "r/"
 	// prefixOutboxIndex indexes the outbox by item: i/<kind>/<id>/<rseq BE>
@@ -147,8 +147,6 @@ func outboxKey(rseq uint64) []byte {
 	return k
 }
 
-func blindKey(b []byte) []byte { return append([]byte(prefixBlind), b...) }
-
 func getRaw(txn *badger.Txn, key string) ([]byte, bool, error) {
 	it, err := txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -190,12 +188,8 @@ func getBase(txn *badger.Txn, kind, id string) (crdt.Doc, bool, error) {
 	return d, err == nil, err
 }
 
-func putBase(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc) error {
-	raw, err := msgpack.Marshal(&d)
-	if err != nil {
-		return err
-	}
-	return putBaseBytes(txn, key, kind, id, raw)
+func putBase(txn *badger.Txn, ix *blindIndex, kind, id string, d crdt.Doc) error {
+	return putBaseBytes(txn, ix, kind, id, crdt.AppendDoc(nil, &d))
 }
 
 // putServerItem stores the server's state d of an item (raw is its
@@ -204,7 +198,7 @@ func putBase(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc) error {
 // without encoding it again.
 // absent says base is known not to hold the item and d is not a
 // tombstone: raw is stored as it is, and d is not looked at.
-func putServerItem(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc, raw []byte, absent bool) error {
+func putServerItem(txn *badger.Txn, ix *blindIndex, kind, id string, d crdt.Doc, raw []byte, absent bool) error {
 	var cur crdt.Doc
 	var found bool
 	if !absent {
@@ -214,14 +208,14 @@ func putServerItem(txn *badger.Txn, key []byte, kind, id string, d crdt.Doc, raw
 		}
 	}
 	if absent {
-		return putBaseBytes(txn, key, kind, id, raw)
+		return putBaseBytes(txn, ix, kind, id, raw)
 	}
 	if found || d.IsDeleted() {
 		if m := crdt.Merge(cur, d); !crdt.Equal(m, d) {
-			return putBase(txn, key, kind, id, m)
+			return putBase(txn, ix, kind, id, m)
 		}
 	}
-	return putBaseBytes(txn, key, kind, id, raw)
+	return putBaseBytes(txn, ix, kind, id, raw)
 }
 
 // putBaseBytes stores an encoded base document and its x/ index entry.
@@ -274,24 +268,58 @@ func baseEmpty(txn *badger.Txn) bool {
 	return !it.Valid()
 }
 
-func putBaseBytes(txn *badger.Txn, key []byte, kind, id string, raw []byte) error {
+func putBaseBytes(txn *badger.Txn, ix *blindIndex, kind, id string, raw []byte) error {
 	if err := txn.Set(baseKey(kind, id), raw); err != nil {
 		return err
 	}
-	if len(key) > 0 {
-		return txn.Set(blindKey(syncproto.BlindID(key, kind, id)), []byte(kind+"/"+id))
-	}
+	ix.add(kind, id)
 	return nil
 }
 
-func deleteBase(txn *badger.Txn, key []byte, kind, id string) error {
-	if err := txn.Delete(baseKey(kind, id)); err != nil {
-		return err
+func deleteBase(txn *badger.Txn, kind, id string) error {
+	return txn.Delete(baseKey(kind, id))
+}
+
+// blindIndex maps the removal ids of one access key (syncproto.BlindID) to
+// the items base holds, in memory. A session builds it from base on the
+// first removal it receives and adds every item it writes to base from
+// then on, so it lists at least what base holds. An entry for an item no
+// longer in base is harmless: a removal naming it deletes nothing, and its
+// blind id can name no other item.
+type blindIndex struct {
+	key []byte
+	ids map[string]string // blind id → "kind/id"; nil until built
+}
+
+func (ix *blindIndex) add(kind, id string) {
+	if ix != nil && ix.ids != nil {
+		ix.ids[string(syncproto.BlindID(ix.key, kind, id))] = kind + "/" + id
 	}
-	if len(key) > 0 {
-		return txn.Delete(blindKey(syncproto.BlindID(key, kind, id)))
+}
+
+// lookup returns the item a removal id names, building the index from
+// base (as txn sees it) the first time.
+func (ix *blindIndex) lookup(txn *badger.Txn, blind []byte) (kind, id string, ok bool, err error) {
+	if ix.ids == nil {
+		ids := map[string]string{}
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(prefixBase)
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := strings.TrimPrefix(string(it.Item().Key()), prefixBase)
+			k, i := splitItemKey(item)
+			ids[string(syncproto.BlindID(ix.key, k, i))] = item
+		}
+		it.Close()
+		ix.ids = ids
 	}
-	return nil
+	item, ok := ix.ids[string(blind)]
+	if !ok {
+		return "", "", false, nil
+	}
+	kind, id = splitItemKey(item)
+	return kind, id, true, nil
 }
 
 // eachPrefix calls fn for every key under prefix (values copied).

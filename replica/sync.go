@@ -124,6 +124,8 @@ type sessionState struct {
 	// empty at the welcome (nil otherwise): applying an item it does not
 	// list needs no read of base.
 	known *baseSet
+	// blind resolves the removal ids of the session's access key.
+	blind *blindIndex
 }
 
 // session runs one connection. Without live it returns once the round is
@@ -434,8 +436,8 @@ func (s *sessionState) welcome(w *syncproto.Welcome) error {
 		return errRenewed
 	}
 	s.epoch = w.Epoch
-	keyChanged := !bytes.Equal(s.key, w.Key)
 	s.key = w.Key
+	s.blind = &blindIndex{key: w.Key}
 	perms := permState{AccessID: w.AccessID, AccessType: w.AccessType, Permissions: w.Permissions, PermVersion: w.PermVersion, Key: w.Key}
 	// Without a cursor, or after a reset, the download starts at the
 	// beginning of the feed under the new permissions, so resuming it from
@@ -457,20 +459,19 @@ func (s *sessionState) welcome(w *syncproto.Welcome) error {
 		}
 	}
 	if w.Reset != "" {
-		if err := r.deletePrefixes(prefixBase, prefixBlind); err != nil {
+		if err := r.deletePrefixes(prefixBase); err != nil {
 			return err
 		}
-		keyChanged = false
 	}
-	if keyChanged {
-		if err := r.rebuildIndex(w.Key); err != nil {
-			return err
-		}
+	// Removal ids now resolve in memory (blindIndex): an index that
+	// earlier versions kept on disk is dropped (a no-op once gone).
+	if err := r.deletePrefixes(prefixBlind); err != nil {
+		return err
 	}
 	var removed []Change
 	if w.Rescan && w.Reset == "" {
 		var err error
-		if removed, err = r.dropOutOfScope(w.Key, model.Compile(w.AccessType, w.Permissions)); err != nil {
+		if removed, err = r.dropOutOfScope(model.Compile(w.AccessType, w.Permissions)); err != nil {
 			return err
 		}
 	}
@@ -524,45 +525,8 @@ func (s *sessionState) welcome(w *syncproto.Welcome) error {
 	return nil
 }
 
-// rebuildIndex recomputes every x/ entry for a new key (r.mu held).
-func (r *Replica) rebuildIndex(key []byte) error {
-	if err := r.deletePrefixes(prefixBlind); err != nil {
-		return err
-	}
-	var items []string
-	if err := r.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte(prefixBase)
-		opts.PrefetchValues = false
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			items = append(items, strings.TrimPrefix(string(it.Item().Key()), prefixBase))
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	for len(items) > 0 {
-		n := min(len(items), 1000)
-		if err := r.db.Update(func(txn *badger.Txn) error {
-			for _, it := range items[:n] {
-				kind, id := splitItemKey(it)
-				if err := txn.Set(blindKey(syncproto.BlindID(key, kind, id)), []byte(it)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		items = items[n:]
-	}
-	return nil
-}
-
 // dropOutOfScope deletes the base items the scope excludes (r.mu held).
-func (r *Replica) dropOutOfScope(key []byte, sc model.Scope) ([]Change, error) {
+func (r *Replica) dropOutOfScope(sc model.Scope) ([]Change, error) {
 	var gone []Change
 	err := r.db.Update(func(txn *badger.Txn) error {
 		base := map[model.Kind]view{}
@@ -594,7 +558,7 @@ func (r *Replica) dropOutOfScope(key []byte, sc model.Scope) ([]Change, error) {
 					in = sc.SeesEvent(model.EventFactsOf(d), t)
 				}
 				if !in {
-					if err := deleteBase(txn, key, string(kind), id); err != nil {
+					if err := deleteBase(txn, string(kind), id); err != nil {
 						return err
 					}
 					gone = append(gone, Change{Kind: string(kind), ID: id, Source: "server", Removed: true})
@@ -624,7 +588,7 @@ func (s *sessionState) scope(perms []model.Permission, version int64) error {
 		s.permPending = true
 	}
 	p.Permissions, p.PermVersion = perms, version
-	gone, err := r.dropOutOfScope(p.Key, model.Compile(p.AccessType, perms))
+	gone, err := r.dropOutOfScope(model.Compile(p.AccessType, perms))
 	if err == nil {
 		err = r.db.Update(func(txn *badger.Txn) error { return setJSON(txn, keyPerms, p) })
 	}
@@ -830,11 +794,11 @@ func (s *sessionState) pushResult(pr *syncproto.PushResult) error {
 					if err != nil {
 						return err
 					}
-					if err := putBase(txn, s.key, e.Kind, e.ID, crdt.Merge(cur, res.Current.Doc)); err != nil {
+					if err := putBase(txn, s.blind, e.Kind, e.ID, crdt.Merge(cur, res.Current.Doc)); err != nil {
 						return err
 					}
 					s.known.add(e.Kind, e.ID)
-				} else if err := deleteBase(txn, s.key, e.Kind, e.ID); err != nil {
+				} else if err := deleteBase(txn, e.Kind, e.ID); err != nil {
 					return err
 				}
 				notes = append(notes, Change{Kind: e.Kind, ID: e.ID, Source: "server"})
@@ -1037,7 +1001,7 @@ func (s *sessionState) changes(c *wireChanges) error {
 					return err
 				}
 			}
-			if err := putServerItem(txn, s.key, it.Kind, it.ID, d, it.Raw, absent && !it.Info.Deleted); err != nil {
+			if err := putServerItem(txn, s.blind, it.Kind, it.ID, d, it.Raw, absent && !it.Info.Deleted); err != nil {
 				return err
 			}
 			s.known.add(it.Kind, it.ID)
@@ -1045,15 +1009,14 @@ func (s *sessionState) changes(c *wireChanges) error {
 			notes = append(notes, Change{Kind: it.Kind, ID: it.ID, Source: "server", Removed: it.Info.Deleted})
 		}
 		for _, b := range c.Removals {
-			raw, ok, err := getRaw(txn, string(blindKey(b)))
+			kind, id, ok, err := s.blind.lookup(txn, b)
 			if err != nil {
 				return err
 			}
 			if !ok {
 				continue
 			}
-			kind, id := splitItemKey(string(raw))
-			if err := deleteBase(txn, s.key, kind, id); err != nil {
+			if err := deleteBase(txn, kind, id); err != nil {
 				return err
 			}
 			notes = append(notes, Change{Kind: kind, ID: id, Source: "server", Removed: true})
