@@ -40,6 +40,11 @@ const (
 // Canonical returns the canonical JSON encoding of raw (object keys sorted,
 // numbers kept as written), or an error if raw is not exactly one JSON value.
 func Canonical(raw []byte) ([]byte, error) {
+	// A plain string or number, true, false and null are their own
+	// canonical form (json.Number is written as it is read).
+	if simpleString(raw) || simpleNumber(raw) || fastPaths && (string(raw) == "true" || string(raw) == "false" || string(raw) == "null") {
+		return bytes.Clone(raw), nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any

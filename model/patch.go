@@ -211,6 +211,10 @@ func isNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }
 func (p *Patch) parseField(name string, ft fieldType, raw json.RawMessage) error {
 	switch ft {
 	case tString:
+		if simpleString(raw) && len(raw) > 2 && (name != "name" || raw[1] != ' ' && raw[len(raw)-2] != ' ') {
+			p.Set(name, bytes.Clone(raw))
+			return nil
+		}
 		var s string
 		// json.Unmarshal accepts null for a string, leaving it unchanged.
 		if isNull(raw) || json.Unmarshal(raw, &s) != nil {
@@ -232,6 +236,10 @@ func (p *Patch) parseField(name string, ft fieldType, raw json.RawMessage) error
 			}
 			return nil
 		}
+		if simpleString(raw) && len(raw) > 2 {
+			p.Set(name, bytes.Clone(raw))
+			return nil
+		}
 		var s string
 		if json.Unmarshal(raw, &s) != nil {
 			return FieldError(name, "must be a string or null")
@@ -248,6 +256,10 @@ func (p *Patch) parseField(name string, ft fieldType, raw json.RawMessage) error
 		}
 		p.Set(name, JSONBool(b))
 	case tNumber:
+		if f, ok := simpleFloat(raw); ok {
+			p.Set(name, JSONNumber(f))
+			return nil
+		}
 		var f float64
 		if isNull(raw) || json.Unmarshal(raw, &f) != nil {
 			return FieldError(name, "must be a number")
@@ -258,12 +270,20 @@ func (p *Patch) parseField(name string, ft fieldType, raw json.RawMessage) error
 			p.Set(name, []byte("null"))
 			return nil
 		}
+		if f, ok := simpleFloat(raw); ok && f >= 0 {
+			p.Set(name, JSONNumber(f))
+			return nil
+		}
 		var f float64
 		if json.Unmarshal(raw, &f) != nil || f < 0 {
 			return FieldError(name, "must be a number >= 0 or null")
 		}
 		p.Set(name, JSONNumber(f))
 	case tType:
+		if simpleType(raw) {
+			p.Set(name, bytes.Clone(raw))
+			return nil
+		}
 		var t struct {
 			Class  *string `json:"class"`
 			Format *string `json:"format"`
