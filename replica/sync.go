@@ -840,13 +840,12 @@ type wireItem struct {
 // doc decodes the item's document.
 func (it *wireItem) doc() (crdt.Doc, error) { return crdt.ReadDoc(mp.NewReader(it.Raw)) }
 
-// decodeInbound passes a frame through the validation gate and decodes it:
-// a changes batch in one pass (decodeChanges), anything else with
-// syncproto.Decode.
+// decodeInbound decodes a frame: a changes batch in one pass
+// (decodeChanges), anything else with syncproto.Decode.
 func decodeInbound(frame []byte) (inbound, error) {
-	if err := syncproto.Validate(frame, syncproto.DefaultMaxDepth); err != nil {
-		return inbound{}, err
-	}
+	// decodeChanges reads with internal/mp, which bounds every length by
+	// the bytes left and every nesting; the validation gate guards the
+	// reflection decoder, which syncproto.Decode runs it before.
 	t, c, err := decodeChanges(frame)
 	if err != nil {
 		return inbound{}, fmt.Errorf("%w: %v", syncproto.ErrMalformed, err)

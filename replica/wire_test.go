@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -147,4 +148,36 @@ func TestPushFrameMatchesSyncproto(t *testing.T) {
 			t.Fatalf("change %d: got %+v, want %+v", i, c, w)
 		}
 	}
+}
+
+// TestDecodeInboundRefusesHostileFrames: lengths beyond the frame and deep
+// nesting are refused before anything is allocated for them.
+func TestDecodeInboundRefusesHostileFrames(t *testing.T) {
+	head := []byte{0x82, 0xa1, 't', 0xa7, 'c', 'h', 'a', 'n', 'g', 'e', 's', 0xa7, 'c', 'h', 'a', 'n', 'g', 'e', 's'}
+	frames := map[string][]byte{
+		"items array of 2^32-1": append(append([]byte{}, head...), 0x81, 0xa5, 'i', 't', 'e', 'm', 's', 0xdd, 0xff, 0xff, 0xff, 0xff),
+		"body map of 2^32-1":    append(append([]byte{}, head...), 0xdf, 0xff, 0xff, 0xff, 0xff),
+		"removal of 2 GiB":      append(append([]byte{}, head...), 0x81, 0xa8, 'r', 'e', 'm', 'o', 'v', 'a', 'l', 's', 0x91, 0xc6, 0x7f, 0xff, 0xff, 0xff),
+		"deep unknown key":      append(append(append([]byte{}, head...), 0x81, 0xa1, 'z'), append(bytes.Repeat([]byte{0x91}, 100000), 0xc0)...),
+		"truncated":             head[:len(head)-3],
+	}
+	for name, f := range frames {
+		if _, err := decodeInbound(f); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// FuzzDecodeInbound: no frame makes the replica's decoder panic or hang.
+func FuzzDecodeInbound(f *testing.F) {
+	ch := &syncproto.Changes{Cursor: syncproto.Cursor{Epoch: "e", Seq: 3}, Items: []syncproto.Item{{Kind: "event", ID: "c1", Doc: wireDoc(1)}}, Removals: [][]byte{[]byte("0123456789abcdef")}}
+	frame, err := syncproto.Encode(&syncproto.Message{T: syncproto.TypeChanges, Changes: ch})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(frame)
+	f.Add([]byte{0x81, 0xa1, 't', 0xa5, 'h', 'e', 'l', 'l', 'o'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = decodeInbound(b)
+	})
 }
