@@ -88,12 +88,7 @@ func AppendVersion(b []byte, v Version) []byte {
 // Unknown keys are skipped; nil reads as the empty Doc.
 func ReadDoc(r *mp.Reader) (Doc, error) {
 	var d Doc
-	n, err := r.MapLen()
-	for i := 0; i < n && err == nil; i++ {
-		var k []byte
-		if k, err = r.Bytes(); err != nil {
-			break
-		}
+	err := r.Map(func(k []byte) (err error) {
 		switch string(k) {
 		case "f":
 			d.Fields, err = readFields(r)
@@ -108,28 +103,17 @@ func ReadDoc(r *mp.Reader) (Doc, error) {
 		default:
 			err = r.Skip()
 		}
-	}
+		return err
+	})
 	return d, err
 }
 
 func readFields(r *mp.Reader) (map[string]Field, error) {
-	n, err := r.MapLen()
-	if err != nil || n == 0 {
-		return nil, err
-	}
-	m := make(map[string]Field, min(n, 32))
-	for range n {
-		k, err := r.Name()
-		if err != nil {
-			return nil, err
-		}
+	var m map[string]Field
+	err := r.Map(func(k []byte) error {
+		name := mp.Intern(k)
 		var f Field
-		fn, err := r.MapLen()
-		for i := 0; i < fn && err == nil; i++ {
-			var fk []byte
-			if fk, err = r.Bytes(); err != nil {
-				break
-			}
+		err := r.Map(func(fk []byte) (err error) {
 			switch string(fk) {
 			case "v":
 				f.V, err = ReadVersion(r)
@@ -138,33 +122,23 @@ func readFields(r *mp.Reader) (map[string]Field, error) {
 			default:
 				err = r.Skip()
 			}
+			return err
+		})
+		if m == nil {
+			m = make(map[string]Field, 8)
 		}
-		if err != nil {
-			return nil, err
-		}
-		m[k] = f
-	}
-	return m, nil
+		m[name] = f
+		return err
+	})
+	return m, err
 }
 
 func readTags(r *mp.Reader) (map[string]Elem, error) {
-	n, err := r.MapLen()
-	if err != nil || n == 0 {
-		return nil, err
-	}
-	m := make(map[string]Elem, min(n, 32))
-	for range n {
-		k, err := r.String()
-		if err != nil {
-			return nil, err
-		}
+	var m map[string]Elem
+	err := r.Map(func(k []byte) error {
+		tag := string(k)
 		var e Elem
-		en, err := r.MapLen()
-		for i := 0; i < en && err == nil; i++ {
-			var ek []byte
-			if ek, err = r.Bytes(); err != nil {
-				break
-			}
+		err := r.Map(func(ek []byte) (err error) {
 			switch string(ek) {
 			case "v":
 				e.V, err = ReadVersion(r)
@@ -173,24 +147,21 @@ func readTags(r *mp.Reader) (map[string]Elem, error) {
 			default:
 				err = r.Skip()
 			}
+			return err
+		})
+		if m == nil {
+			m = make(map[string]Elem, 4)
 		}
-		if err != nil {
-			return nil, err
-		}
-		m[k] = e
-	}
-	return m, nil
+		m[tag] = e
+		return err
+	})
+	return m, err
 }
 
 // ReadVersion reads one Version (nil reads as the zero Version).
 func ReadVersion(r *mp.Reader) (Version, error) {
 	var v Version
-	n, err := r.MapLen()
-	for i := 0; i < n && err == nil; i++ {
-		var k []byte
-		if k, err = r.Bytes(); err != nil {
-			break
-		}
+	err := r.Map(func(k []byte) (err error) {
 		switch string(k) {
 		case "t":
 			v.Time, err = r.Int()
@@ -203,7 +174,8 @@ func ReadVersion(r *mp.Reader) (Version, error) {
 		default:
 			err = r.Skip()
 		}
-	}
+		return err
+	})
 	return v, err
 }
 
@@ -248,85 +220,38 @@ type DocInfo struct {
 // nothing for the Doc itself.
 func ScanDoc(r *mp.Reader, field string) (DocInfo, error) {
 	var info DocInfo
-	n, err := r.MapLen()
-	for i := 0; i < n && err == nil; i++ {
-		var k []byte
-		if k, err = r.Bytes(); err != nil {
-			break
-		}
-		switch string(k) {
-		case "f", "d", "a":
-			err = scanFields(r, &info, string(k) == "f", field)
-		case "g":
-			err = scanTags(r, &info)
+	version := func() error {
+		v, err := ReadVersion(r)
+		info.Max = Max(info.Max, v)
+		return err
+	}
+	err := r.Map(func(k []byte) error {
+		switch part := string(k); part {
+		case "f", "d", "a", "g":
+			// A map of names to versioned values (fields, clientData,
+			// attachments) or to versioned presences (tags).
+			return r.Map(func(name []byte) error {
+				return r.Map(func(vk []byte) error {
+					switch string(vk) {
+					case "v":
+						return version()
+					case "x":
+						val, err := r.Bytes()
+						if part == "f" && val != nil && string(name) == field {
+							info.HasField = true
+						}
+						return err
+					}
+					return r.Skip()
+				})
+			})
 		case "del":
-			var v Version
-			if v, err = ReadVersion(r); err == nil {
-				info.Deleted = !v.IsZero()
-				info.Max = Max(info.Max, v)
-			}
-		default:
-			err = r.Skip()
+			v, err := ReadVersion(r)
+			info.Deleted = !v.IsZero()
+			info.Max = Max(info.Max, v)
+			return err
 		}
-	}
+		return r.Skip()
+	})
 	return info, err
-}
-
-func scanFields(r *mp.Reader, info *DocInfo, named bool, field string) error {
-	n, err := r.MapLen()
-	for i := 0; i < n && err == nil; i++ {
-		var name []byte
-		if name, err = r.Bytes(); err != nil {
-			break
-		}
-		var fn int
-		fn, err = r.MapLen()
-		for j := 0; j < fn && err == nil; j++ {
-			var k []byte
-			if k, err = r.Bytes(); err != nil {
-				break
-			}
-			switch string(k) {
-			case "v":
-				var v Version
-				if v, err = ReadVersion(r); err == nil {
-					info.Max = Max(info.Max, v)
-				}
-			case "x":
-				var val []byte
-				if val, err = r.Bytes(); err == nil && named && val != nil && string(name) == field {
-					info.HasField = true
-				}
-			default:
-				err = r.Skip()
-			}
-		}
-	}
-	return err
-}
-
-func scanTags(r *mp.Reader, info *DocInfo) error {
-	n, err := r.MapLen()
-	for i := 0; i < n && err == nil; i++ {
-		if _, err = r.Bytes(); err != nil {
-			break
-		}
-		var en int
-		en, err = r.MapLen()
-		for j := 0; j < en && err == nil; j++ {
-			var k []byte
-			if k, err = r.Bytes(); err != nil {
-				break
-			}
-			if string(k) == "v" {
-				var v Version
-				if v, err = ReadVersion(r); err == nil {
-					info.Max = Max(info.Max, v)
-				}
-			} else {
-				err = r.Skip()
-			}
-		}
-	}
-	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -116,72 +117,57 @@ var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // error.
 func scanChanges(frame []byte, ids [][]byte) (_ [][]byte, changes bool, cursor syncproto.Cursor, caughtUp bool, err error) {
 	r := mp.NewReader(frame)
-	n, err := r.MapLen()
-	for i := 0; i < n && err == nil; i++ {
-		var k []byte
-		if k, err = r.Bytes(); err != nil {
-			break
-		}
+	serverErr := false
+	err = r.Map(func(k []byte) (err error) {
 		switch string(k) {
 		case "t":
 			var t []byte
 			if t, err = r.Bytes(); err == nil && string(t) == syncproto.TypeError {
-				var m lightMsg
-				if err = msgpack.Unmarshal(frame, &m); err == nil && m.Error != nil {
-					err = fmt.Errorf("loadgen: server error %s: %s", m.Error.ID, m.Error.Message)
-				}
-				return ids, false, cursor, false, err
+				serverErr = true
+				return errStop
 			}
 		case "changes":
 			if r.Nil() {
-				continue
+				return nil
 			}
 			changes = true
 			ids, cursor, caughtUp, err = scanBatch(r, ids)
 		default:
 			err = r.Skip()
 		}
+		return err
+	})
+	if serverErr {
+		var m lightMsg
+		if err = msgpack.Unmarshal(frame, &m); err == nil && m.Error != nil {
+			err = fmt.Errorf("loadgen: server error %s: %s", m.Error.ID, m.Error.Message)
+		}
+		return ids, false, cursor, false, err
 	}
 	return ids, changes, cursor, caughtUp, err
 }
 
+// errStop ends a scan early.
+var errStop = errors.New("stop")
+
 func scanBatch(r *mp.Reader, ids [][]byte) (_ [][]byte, cursor syncproto.Cursor, caughtUp bool, err error) {
-	n, err := r.MapLen()
-	for i := 0; i < n && err == nil; i++ {
-		var k []byte
-		if k, err = r.Bytes(); err != nil {
-			break
-		}
+	err = r.Map(func(k []byte) (err error) {
 		switch string(k) {
 		case "items":
 			var items int
 			items, err = r.ArrayLen()
 			for j := 0; j < items && err == nil; j++ {
-				var fields int
-				fields, err = r.MapLen()
-				for f := 0; f < fields && err == nil; f++ {
-					var fk []byte
-					if fk, err = r.Bytes(); err != nil {
-						break
+				err = r.Map(func(fk []byte) error {
+					if string(fk) != "id" {
+						return r.Skip()
 					}
-					if string(fk) == "id" {
-						var id []byte
-						if id, err = r.Bytes(); err == nil {
-							ids = append(ids, id)
-						}
-					} else {
-						err = r.Skip()
-					}
-				}
+					id, err := r.Bytes()
+					ids = append(ids, id)
+					return err
+				})
 			}
 		case "cursor":
-			var fields int
-			fields, err = r.MapLen()
-			for f := 0; f < fields && err == nil; f++ {
-				var fk []byte
-				if fk, err = r.Bytes(); err != nil {
-					break
-				}
+			err = r.Map(func(fk []byte) (err error) {
 				switch string(fk) {
 				case "epoch":
 					cursor.Epoch, err = r.String()
@@ -190,13 +176,15 @@ func scanBatch(r *mp.Reader, ids [][]byte) (_ [][]byte, cursor syncproto.Cursor,
 				default:
 					err = r.Skip()
 				}
-			}
+				return err
+			})
 		case "caughtUp":
 			caughtUp, err = r.Bool()
 		default:
 			err = r.Skip()
 		}
-	}
+		return err
+	})
 	return ids, cursor, caughtUp, err
 }
 

@@ -448,12 +448,7 @@ type storedEntry struct {
 func readEntry(raw []byte) (storedEntry, error) {
 	var e storedEntry
 	r := mp.NewReader(raw)
-	n, err := r.MapLen()
-	for i := 0; i < n && err == nil; i++ {
-		var k []byte
-		if k, err = r.Bytes(); err != nil {
-			break
-		}
+	err := r.Map(func(k []byte) (err error) {
 		switch string(k) {
 		case "r":
 			e.RSeq, err = r.Uint()
@@ -479,7 +474,8 @@ func readEntry(raw []byte) (storedEntry, error) {
 		default:
 			err = r.Skip()
 		}
-	}
+		return err
+	})
 	if err != nil {
 		return e, fmt.Errorf("replica: outbox entry: %w", err)
 	}

@@ -868,7 +868,7 @@ func decodeChanges(frame []byte) (string, *wireChanges, error) {
 	r := mp.NewReader(frame)
 	var t string
 	var c *wireChanges
-	err := readMap(r, func(k []byte) (err error) {
+	err := r.Map(func(k []byte) (err error) {
 		switch string(k) {
 		case "t":
 			t, err = r.Name()
@@ -878,7 +878,7 @@ func decodeChanges(frame []byte) (string, *wireChanges, error) {
 				return nil
 			}
 			c = &wireChanges{}
-			return readMap(r, func(k []byte) (err error) {
+			return r.Map(func(k []byte) (err error) {
 				switch string(k) {
 				case "items":
 					n, err := r.ArrayLen()
@@ -888,7 +888,7 @@ func decodeChanges(frame []byte) (string, *wireChanges, error) {
 					c.Items = make([]wireItem, n)
 					for i := range c.Items {
 						it := &c.Items[i]
-						err := readMap(r, func(k []byte) (err error) {
+						err := r.Map(func(k []byte) (err error) {
 							switch string(k) {
 							case "kind":
 								it.Kind, err = r.Name()
@@ -922,7 +922,7 @@ func decodeChanges(frame []byte) (string, *wireChanges, error) {
 					}
 					return nil
 				case "cursor":
-					return readMap(r, func(k []byte) (err error) {
+					return r.Map(func(k []byte) (err error) {
 						switch string(k) {
 						case "epoch":
 							c.Cursor.Epoch, err = r.String()
@@ -943,25 +943,6 @@ func decodeChanges(frame []byte) (string, *wireChanges, error) {
 		return r.Skip()
 	})
 	return t, c, err
-}
-
-// readMap calls fn for each key of a map (nil counts as empty); fn must
-// consume the value.
-func readMap(r *mp.Reader, fn func(key []byte) error) error {
-	n, err := r.MapLen()
-	if err != nil {
-		return err
-	}
-	for range n {
-		k, err := r.Bytes()
-		if err != nil {
-			return err
-		}
-		if err := fn(k); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (s *sessionState) changes(c *wireChanges) error {

@@ -1,11 +1,10 @@
 package server
 
 import (
-	"encoding/binary"
-	"math"
 	"runtime"
 	"sync"
 
+	"github.com/pryvsync/pryvsync/internal/mp"
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/syncproto"
 )
@@ -75,12 +74,12 @@ func encodeStoredResult(res syncproto.Result) ([]byte, error) {
 		n++
 	}
 	b = append(b, 0x80|n, 0xa4, 'r', 's', 'e', 'q')
-	b = appendMsgpackUint(b, res.RSeq)
+	b = mp.AppendUint(b, res.RSeq)
 	b = append(b, 0xa6, 's', 't', 'a', 't', 'u', 's', 0xa0|byte(len(res.Status)))
 	b = append(b, res.Status...)
 	if res.Seq != 0 {
 		b = append(b, 0xa3, 's', 'e', 'q')
-		b = appendMsgpackUint(b, res.Seq)
+		b = mp.AppendUint(b, res.Seq)
 	}
 	return b, nil
 }
@@ -97,19 +96,3 @@ var storedResultHead = func() []byte {
 	b = append(b, "results"...)
 	return append(b, 0x91)
 }()
-
-// appendMsgpackUint appends n in msgpack's most compact form, as
-// syncproto's encoder (compact integers) writes it.
-func appendMsgpackUint(b []byte, n uint64) []byte {
-	switch {
-	case n <= math.MaxInt8:
-		return append(b, byte(n))
-	case n <= math.MaxUint8:
-		return append(b, 0xcc, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
-}

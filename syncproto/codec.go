@@ -179,7 +179,7 @@ func decodePush(frame []byte) (p *Push, ok bool, err error) {
 			continue
 		}
 		p = &Push{}
-		err = readMap(r, func(k []byte) error {
+		err = r.Map(func(k []byte) error {
 			if string(k) != "changes" {
 				return r.Skip()
 			}
@@ -193,7 +193,7 @@ func decodePush(frame []byte) (p *Push, ok bool, err error) {
 			p.Changes = make([]Change, cn)
 			for j := range p.Changes {
 				c := &p.Changes[j]
-				err := readMap(r, func(k []byte) (err error) {
+				err := r.Map(func(k []byte) (err error) {
 					switch string(k) {
 					case "rseq":
 						c.RSeq, err = r.Uint()
@@ -224,23 +224,4 @@ func decodePush(frame []byte) (p *Push, ok bool, err error) {
 		return nil, true, fmt.Errorf("%d bytes after the message", r.Len())
 	}
 	return p, true, nil
-}
-
-// readMap calls fn for each key of a map (nil counts as empty); fn must
-// consume the value.
-func readMap(r *mp.Reader, fn func(key []byte) error) error {
-	n, err := r.MapLen()
-	if err != nil {
-		return err
-	}
-	for range n {
-		k, err := r.Bytes()
-		if err != nil {
-			return err
-		}
-		if err := fn(k); err != nil {
-			return err
-		}
-	}
-	return nil
 }

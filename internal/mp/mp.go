@@ -206,6 +206,19 @@ func (r *Reader) MapLen() (int, error) {
 	return int(n), nil
 }
 
+// Map reads a map (nil reads as empty), calling fn with each key (valid
+// during the call); fn must read or Skip the key's value.
+func (r *Reader) Map(fn func(key []byte) error) error {
+	n, err := r.MapLen()
+	for i := 0; i < n && err == nil; i++ {
+		var k []byte
+		if k, err = r.Bytes(); err == nil {
+			err = fn(k)
+		}
+	}
+	return err
+}
+
 // ArrayLen reads an array header (nil reads as 0 elements).
 func (r *Reader) ArrayLen() (int, error) {
 	c, err := r.byte()

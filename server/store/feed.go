@@ -275,23 +275,20 @@ func (e FeedEntry) DocBytes() ([]byte, error) {
 		return nil, nil
 	}
 	r := mp.NewReader(e.Raw)
-	n, err := r.MapLen()
-	for i := 0; i < n && err == nil; i++ {
-		var k []byte
-		if k, err = r.Bytes(); err != nil {
-			break
-		}
-		if string(k) != "d" {
-			err = r.Skip()
-			continue
-		}
+	var doc []byte
+	err := r.Map(func(k []byte) error {
 		start := r.Offset()
-		if err = r.Skip(); err == nil {
-			return e.Raw[start:r.Offset():r.Offset()], nil
+		err := r.Skip()
+		if string(k) == "d" && err == nil {
+			doc = e.Raw[start:r.Offset():r.Offset()]
 		}
-	}
-	if err == nil {
+		return err
+	})
+	if err == nil && doc == nil {
 		err = errors.New("no document")
 	}
-	return nil, fmt.Errorf("%w: feed entry %d: %v", ErrCorrupt, e.Seq, err)
+	if err != nil {
+		return nil, fmt.Errorf("%w: feed entry %d: %v", ErrCorrupt, e.Seq, err)
+	}
+	return doc, nil
 }

@@ -432,12 +432,7 @@ func appendRecord(b []byte, r *Record) []byte {
 func decodeRecord(raw []byte, rec *Record) error {
 	r := mp.NewReader(raw)
 	*rec = Record{}
-	n, err := r.MapLen()
-	for i := 0; i < n && err == nil; i++ {
-		var k []byte
-		if k, err = r.Bytes(); err != nil {
-			break
-		}
+	err := r.Map(func(k []byte) (err error) {
 		switch string(k) {
 		case "d":
 			rec.Doc, err = crdt.ReadDoc(r)
@@ -452,7 +447,8 @@ func decodeRecord(raw []byte, rec *Record) error {
 		default:
 			err = r.Skip()
 		}
-	}
+		return err
+	})
 	if err == nil && r.Len() != 0 {
 		err = fmt.Errorf("%d bytes after the record", r.Len())
 	}
