@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pryvsync/pryvsync/crdt"
-	"github.com/pryvsync/pryvsync/internal/mp"
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/server/store"
 	"github.com/pryvsync/pryvsync/syncproto"
@@ -768,13 +766,9 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 			if actor.Scope.IsPersonal() && !e.Exit && e.Raw != nil {
 				// A personal access sees every item that exists, as it is
 				// stored: the entry's bytes go out without decoding.
-				doc, err := e.DocBytes()
+				doc, info, err := e.ScanDoc(model.FieldCreated)
 				if err != nil {
 					return false, err
-				}
-				info, err := crdt.ScanDoc(mp.NewReader(doc), model.FieldCreated)
-				if err != nil {
-					return false, fmt.Errorf("%w: feed entry %d: %v", store.ErrCorrupt, e.Seq, err)
 				}
 				if !info.Deleted && info.HasField {
 					batch.Items = append(batch.Items, syncproto.Item{Kind: string(e.Kind), ID: e.ID, RawDoc: doc})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/pryvsync/pryvsync/crdt"
 	"github.com/pryvsync/pryvsync/internal/mp"
 	"github.com/pryvsync/pryvsync/model"
 )
@@ -268,18 +269,20 @@ func (s *Store) Floor(user string) uint64 {
 	return f
 }
 
-// DocBytes returns the encoded document inside the record the entry
-// carries (nil when it carries none), without decoding it.
-func (e FeedEntry) DocBytes() ([]byte, error) {
+// ScanDoc returns the encoded document inside the record the entry
+// carries (nil when it carries none) and what crdt.ScanDoc learns of it,
+// in one pass and without decoding it.
+func (e FeedEntry) ScanDoc(field string) (doc []byte, info crdt.DocInfo, err error) {
 	if e.Raw == nil {
-		return nil, nil
+		return nil, info, nil
 	}
 	r := mp.NewReader(e.Raw)
-	var doc []byte
-	err := r.Map(func(k []byte) error {
+	err = r.Map(func(k []byte) (err error) {
+		if string(k) != "d" {
+			return r.Skip()
+		}
 		start := r.Offset()
-		err := r.Skip()
-		if string(k) == "d" && err == nil {
+		if info, err = crdt.ScanDoc(r, field); err == nil {
 			doc = e.Raw[start:r.Offset():r.Offset()]
 		}
 		return err
@@ -288,7 +291,7 @@ func (e FeedEntry) DocBytes() ([]byte, error) {
 		err = errors.New("no document")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: feed entry %d: %v", ErrCorrupt, e.Seq, err)
+		return nil, info, fmt.Errorf("%w: feed entry %d: %v", ErrCorrupt, e.Seq, err)
 	}
-	return doc, nil
+	return doc, info, nil
 }

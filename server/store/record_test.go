@@ -18,6 +18,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/pryvsync/pryvsync/crdt"
+	"github.com/pryvsync/pryvsync/internal/mp"
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/syncproto"
 )
@@ -464,6 +465,15 @@ func TestFeedEntryCarriesTheRecord(t *testing.T) {
 				r, _, err2 := tx.Item(e.Kind, e.ID)
 				if e.Raw == nil || err != nil || err2 != nil || !ok || fr.Seq != r.Seq || fr.Channel != r.Channel || !crdt.Equal(fr.Doc, r.Doc) {
 					t.Fatalf("entry %+v carries %+v (%v), the item is %+v", e, fr, err, r)
+				}
+				doc, info, err := e.ScanDoc("time")
+				if err != nil {
+					t.Fatal(err)
+				}
+				d, err := crdt.ReadDoc(mp.NewReader(doc))
+				want := crdt.DocInfo{Max: r.Doc.MaxVersion(), Deleted: r.Doc.IsDeleted(), HasField: r.Doc.Has("time")}
+				if err != nil || !crdt.Equal(d, r.Doc) || info != want {
+					t.Fatalf("ScanDoc: %+v %+v (%v), want the item's document and %+v", d, info, err, want)
 				}
 				return true, nil
 			})
