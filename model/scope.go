@@ -71,6 +71,22 @@ func Compile(accessType string, perms []Permission) Scope {
 // IsPersonal reports whether the scope is a personal access's.
 func (s Scope) IsPersonal() bool { return s.personal }
 
+// SeesWholeChannel reports whether every item of the channel is in scope
+// whatever its facts: a personal scope, or a permission on the channel
+// (or on every channel) without folder, tag or time-frame restriction.
+func (s Scope) SeesWholeChannel(channel string) bool {
+	if s.personal {
+		return true
+	}
+	for i := range s.entries {
+		e := &s.entries[i]
+		if e.covers(channel) && e.level > LevelNone && e.folders == nil && e.tags == nil && math.IsInf(e.from, -1) && math.IsInf(e.to, 1) {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *scopeEntry) covers(channel string) bool { return e.channel == "*" || e.channel == channel }
 
 // SeesChannel reports whether the channel is visible at all.

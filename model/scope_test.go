@@ -747,3 +747,49 @@ func TestParseLevelAndString(t *testing.T) {
 		t.Fatalf("LevelNone.String: got %q, want %q", got, want)
 	}
 }
+
+// TestScopeSeesWholeChannelOnlyWithoutRestrictions: only a permission on the
+// channel (or on all channels) without folders, tags or time frame makes
+// the whole channel visible, and then every item of it is: the channel,
+// any folder and any event, whatever its facts.
+func TestScopeSeesWholeChannelOnlyWithoutRestrictions(t *testing.T) {
+	lo := 10.0
+	cases := []struct {
+		name  string
+		scope model.Scope
+		whole bool
+	}{
+		{"personal", model.Personal(), true},
+		{"channel read", shared(model.Permission{ChannelID: "diary", Level: "read"}), true},
+		{"all channels", shared(model.Permission{ChannelID: "*", Level: "contribute"}), true},
+		{"another channel", shared(model.Permission{ChannelID: "health", Level: "manage"}), false},
+		{"folders", shared(model.Permission{ChannelID: "diary", Level: "read", FolderPermissions: []model.FolderPermission{fp("work", "read")}}), false},
+		{"tags", shared(model.Permission{ChannelID: "diary", Level: "read", Tags: []string{"a"}}), false},
+		{"time frame", shared(model.Permission{ChannelID: "diary", Level: "read", TimeFrame: frame(&lo, nil)}), false},
+		{"restricted and whole", shared(model.Permission{ChannelID: "diary", Level: "read", Tags: []string{"a"}}, model.Permission{ChannelID: "diary", Level: "read"}), true},
+		{"level none", shared(model.Permission{ChannelID: "diary", Level: "none"}), false},
+	}
+	events := []model.EventFacts{mark("diary", "", 1), mark("diary", "garden", 5, "x"), period(-100, 3), running(1e9), mark("diary", "standups", 20, "a")}
+	for _, c := range cases {
+		if got := c.scope.SeesWholeChannel("diary"); got != c.whole {
+			t.Errorf("%s: SeesWholeChannel = %v, want %v", c.name, got, c.whole)
+			continue
+		}
+		if !c.whole {
+			continue
+		}
+		if !c.scope.SeesChannel("diary") {
+			t.Errorf("%s: whole channel but the channel is hidden", c.name)
+		}
+		for f := range folders {
+			if f != "sport" && c.scope.FolderLevel("diary", f, folders) == model.LevelNone {
+				t.Errorf("%s: whole channel but folder %s is hidden", c.name, f)
+			}
+		}
+		for _, ev := range events {
+			if !c.scope.SeesEvent(ev, folders) {
+				t.Errorf("%s: whole channel but event %+v is hidden", c.name, ev)
+			}
+		}
+	}
+}

@@ -763,9 +763,11 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 			if rescan > 0 && e.Seq > rescan {
 				quiet = initial
 			}
-			if actor.Scope.IsPersonal() && !e.Exit && e.Raw != nil {
-				// A personal access sees every item that exists, as it is
-				// stored: the entry's bytes go out without decoding.
+			if !e.Exit && e.Raw != nil && (actor.Scope.IsPersonal() || e.Kind != model.KindFolder && actor.Scope.SeesWholeChannel(e.Channel)) {
+				// An access that sees every item of the channel sees each
+				// one that exists as it is stored (wireDoc changes only a
+				// folder's parent, and only for a non-personal access):
+				// the entry's bytes go out without decoding.
 				doc, info, err := e.ScanDoc(model.FieldCreated)
 				if err != nil {
 					return false, err
