@@ -14,7 +14,7 @@
 //	s/rseq           next replica sequence number (8 bytes big endian)
 //	s/lastsync       last completed round (unix seconds, JSON)
 //	b/<kind>/<id>    base: the server's state of an item (msgpack crdt.Doc)
-//	x/<blind id>     "<kind>/<id>" for every base item: BlindID(key, kind, id) index
+//	x/<blind id>     index of earlier versions (now kept in memory), dropped at the welcome
 //	o/<rseq BE>      a local change (msgpack entry): the outbox and the overlay
 //	i/<kind>/<id>/<rseq BE>  empty: the outbox by item, one key per o/ entry
 //	s/oindexed       marks a store whose every o/ entry has its i/ key
@@ -33,8 +33,9 @@
 //     and base is replaced by the server's current state (or deleted).
 //   - A server batch (items, removals, cursor, overlay trimming) is applied in
 //     one Badger transaction; the ack is sent after it commits.
-//   - Every b/ key has its x/ index entry computed with the stored key; a new
-//     key rebuilds the index.
+//   - A removal id resolves through the session's blindIndex: built from b/
+//     under the welcome's key on the session's first removal, then given every
+//     item the session writes to b/, so it lists at least what b/ holds.
 //   - Every o/ entry has its i/ key, written and deleted in the same
 //     transaction; local writes read only their item's (or kind's) entries.
 //   - Acknowledged entries precede pending ones in rseq order (pushes go in

@@ -10,7 +10,7 @@
 //	meta/epoch                          the store's epoch (new on restore)
 //	u/<user>/seq                        head sequence of the user's change log
 //	u/<user>/i/<k>/<id>                 item record: crdt.Doc, feed seq, feed channel (msgpack)
-//	u/<user>/f/<channel>/<seq>          feed entry: the item at that seq, or an exit marker
+//	u/<user>/f/<channel>/<seq>          feed entry: the item at that seq with its record, or an exit marker
 //	u/<user>/x/<channel>/<k>/<id>       seq of the item's exit marker in that channel's feed
 //	u/<user>/t/<channel>/<time>/<id>    event time index (time as order-preserving 8 bytes)
 //	u/<user>/hw/<replica>               replica high-water mark (last applied replica seq)
@@ -36,10 +36,14 @@
 //     its group commit's write set with an undo log, and are rolled back
 //     before the next request runs if it fails; only the write sets of
 //     group commits reach Badger.
-//   - A corrupt stored value makes reads return an error, never panic: every
-//     msgpack value passes the syncproto validation gate before decoding
-//     (PutItem may skip it for bytes the same request already decoded or
-//     wrote itself).
+//   - A feed entry that is not an exit carries its item's record, the very
+//     bytes PutItem stores under the item's key in the same transaction
+//     ("<k>=" + uvarint id length + id + record); entries of the older form
+//     ("<k>:<id>") are read through the item's key.
+//   - A corrupt stored value makes reads return an error, never panic:
+//     records are read by a bounds-checked hand decoder (decodeRecord over
+//     internal/mp), every other msgpack value passes the syncproto
+//     validation gate before decoding.
 //
 // Group commits are pipelined: while one is being written and synced by
 // Badger (the flight), the next one runs its requests against a snapshot
