@@ -417,6 +417,17 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 						res = m.PushResult.Results[0]
 					}
 				}
+				if res.Current != nil {
+					// The stored item was read under the rights of the
+					// first answer; the access may have been narrowed
+					// since. Read it again as this access sees it now.
+					res.Current = visibleItem(tx, actor, model.Kind(ch.Kind), ch.ID)
+					if res.Status == syncproto.StatusRejected {
+						if h, err := tx.Head(); err == nil {
+							res.Seq = h
+						}
+					}
+				}
 				results = append(results, res)
 				continue
 			}

@@ -219,3 +219,56 @@ func TestReplayAfterALostPushResultAppliesOnceAndKeepsTheReason(t *testing.T) {
 		t.Fatalf("events on the server: %d, want 1 (applied once)", got)
 	}
 }
+
+// TestReplayedPushResultCarriesNoItemTheAccessNoLongerSees: a rejection's
+// result, stored for replays, carries the item as the access saw it then;
+// replayed after the access was narrowed, it carries the item only as the
+// access sees it now (here: not at all).
+func TestReplayedPushResultCarriesNoItemTheAccessNoLongerSees(t *testing.T) {
+	e := newEnv(t)
+	personal := e.createUser("alice01")
+	accChannel(t, e, personal, "diary", "Diary")
+	for _, f := range []string{"f1", "f2"} {
+		st, v := e.doJSON("POST", "/alice01/diary/folders", personal, map[string]any{"id": f, "name": f})
+		mustStatus(t, "create folder", st, v, 201)
+	}
+	st, v := e.doJSON("POST", "/alice01/diary/events", personal, map[string]any{
+		"folderId": "f1", "type": map[string]any{"class": "note", "format": "txt"}, "value": "hidden soon"})
+	mustStatus(t, "create event", st, v, 201)
+	evID := v.(map[string]any)["id"].(string)
+	share := accCreate(t, e, personal, map[string]any{"name": "reader", "permissions": []any{map[string]any{
+		"channelId": "diary", "level": "read", "folderPermissions": []any{
+			map[string]any{"folderId": "f1", "level": "read"}, map[string]any{"folderId": "f2", "level": "read"}}}}})
+
+	vv := crdt.Version{Time: time.Now().UnixMilli(), Node: "r1"}
+	push := &syncproto.Message{T: syncproto.TypePush, Push: &syncproto.Push{Changes: []syncproto.Change{
+		{RSeq: 1, Kind: "event", ID: evID, Delta: crdt.Doc{Fields: map[string]crdt.Field{"value": field(vv, `"edited"`)}}}}}}
+	session := func() *wsClient {
+		c, _, err := e.dialSync(t, "alice01", share)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		c.send(&syncproto.Message{T: syncproto.TypeHello, Hello: &syncproto.Hello{Version: 1, Replica: "r1"}})
+		c.recvType(syncproto.TypeWelcome)
+		c.send(push)
+		return c
+	}
+	c := session()
+	first := c.recvType(syncproto.TypePushResult).PushResult.Results[0]
+	if first.Status != syncproto.StatusRejected || first.Current == nil || first.Current.ID != evID {
+		t.Fatalf("first answer: %+v, want a rejection carrying the event the access reads", first)
+	}
+	c.conn.CloseNow()
+
+	st, v = e.doJSON("PUT", "/alice01/accesses/"+share, personal, map[string]any{"permissions": []any{map[string]any{
+		"channelId": "diary", "level": "read", "folderPermissions": []any{map[string]any{"folderId": "f2", "level": "read"}}}}})
+	mustStatus(t, "narrow the access", st, v, 200)
+
+	again := session().recvType(syncproto.TypePushResult).PushResult.Results[0]
+	if again.Status != syncproto.StatusRejected || again.Error == nil || again.Error.ID != first.Error.ID {
+		t.Fatalf("replayed answer: %+v, want the original rejection", again)
+	}
+	if again.Current != nil {
+		t.Fatalf("the replayed rejection carries %s/%s, which the narrowed access no longer sees", again.Current.Kind, again.Current.ID)
+	}
+}
