@@ -421,12 +421,10 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 					// The stored item was read under the rights of the
 					// first answer; the access may have been narrowed
 					// since. Read it again as this access sees it now.
+					// The status and seq stay those of the first answer
+					// (a replay answers the same); an item newer than seq
+					// merges into the replica like any later state.
 					res.Current = visibleItem(tx, actor, model.Kind(ch.Kind), ch.ID)
-					if res.Status == syncproto.StatusRejected {
-						if h, err := tx.Head(); err == nil {
-							res.Seq = h
-						}
-					}
 				}
 				results = append(results, res)
 				continue
