@@ -39,9 +39,6 @@ func (r *Replica) Sync(ctx context.Context) (RoundResult, error) {
 	if errors.Is(err, errRenewed) {
 		err = r.session(ctx, false, &res, nil) // under the new replica id
 	}
-	if err == nil {
-		r.collectGarbage()
-	}
 	return res, err
 }
 
@@ -200,14 +197,11 @@ func (r *Replica) session(ctx context.Context, live bool, res *RoundResult, onWe
 	if err := s.hello(ctx); err != nil {
 		return err
 	}
-	var ping, gc <-chan time.Time
+	var ping <-chan time.Time
 	if live {
 		t := time.NewTicker(r.opts.PingInterval)
 		defer t.Stop()
 		ping = t.C
-		g := time.NewTicker(10 * time.Minute)
-		defer g.Stop()
-		gc = g.C
 	}
 	for {
 		select {
@@ -226,8 +220,6 @@ func (r *Replica) session(ctx context.Context, live bool, res *RoundResult, onWe
 					conn.CloseNow()
 				}
 			}()
-		case <-gc:
-			r.collectGarbage()
 		case <-r.wake:
 			if s.welcomed {
 				if err := s.pushNext(ctx); err != nil {
