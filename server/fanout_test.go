@@ -17,12 +17,7 @@ import (
 func TestOneWriteReachesEachLiveSessionInItsOwnScope(t *testing.T) {
 	e := newEnv(t)
 	tok := e.createUser("alice01")
-	post := func(path string, body map[string]any) string {
-		t.Helper()
-		st, v := e.doJSON("POST", "/alice01"+path, tok, body)
-		mustStatus(t, "POST "+path, st, v, 201)
-		return v.(map[string]any)["id"].(string)
-	}
+	post := func(path string, body map[string]any) string { return e.create(t, tok, "/alice01"+path, body) }
 	post("/channels", map[string]any{"id": "chana", "name": "A"})
 	post("/chana/folders", map[string]any{"id": "fone", "name": "Shared"})
 	post("/chana/folders", map[string]any{"id": "ftwo", "name": "Private"})

@@ -161,3 +161,11 @@ func mustStatus(t testing.TB, what string, st int, v any, want int) {
 		t.Fatalf("%s: status %d, want %d; answer %v", what, st, want, v)
 	}
 }
+
+// create POSTs body to path and returns the id of the item it created.
+func (e *testEnv) create(t *testing.T, tok, path string, body map[string]any) string {
+	t.Helper()
+	st, v := e.doJSON("POST", path, tok, body)
+	mustStatus(t, "POST "+path, st, v, 201)
+	return v.(map[string]any)["id"].(string)
+}

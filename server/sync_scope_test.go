@@ -15,12 +15,7 @@ import (
 func TestSyncSendsNothingOutsideTheScopeOnTheWire(t *testing.T) {
 	e := newEnv(t)
 	tok := e.createUser("alice01")
-	post := func(path string, body map[string]any) string {
-		t.Helper()
-		st, v := e.doJSON("POST", "/alice01"+path, tok, body)
-		mustStatus(t, "POST "+path, st, v, 201)
-		return v.(map[string]any)["id"].(string)
-	}
+	post := func(path string, body map[string]any) string { return e.create(t, tok, "/alice01"+path, body) }
 	post("/channels", map[string]any{"id": "chana", "name": "Secret-name-a"})
 	post("/channels", map[string]any{"id": "chanb", "name": "Secret-name-b"})
 	post("/chana/folders", map[string]any{"id": "fone", "name": "Visible folder"})
