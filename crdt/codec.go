@@ -37,7 +37,7 @@ func AppendDoc(b []byte, d *Doc) []byte {
 		for k, e := range d.Tags {
 			b = mp.AppendStr(b, k)
 			b = append(b, 0x82, 0xa1, 'v')
-			b = AppendVersion(b, e.V)
+			b = appendVersion(b, e.V)
 			b = append(b, 0xa1, 'p')
 			b = mp.AppendBool(b, e.Present)
 		}
@@ -52,7 +52,7 @@ func AppendDoc(b []byte, d *Doc) []byte {
 	}
 	if !d.Deleted.IsZero() {
 		b = append(b, 0xa3, 'd', 'e', 'l')
-		b = AppendVersion(b, d.Deleted)
+		b = appendVersion(b, d.Deleted)
 	}
 	return b
 }
@@ -63,19 +63,19 @@ func appendFields(b []byte, m map[string]Field) []byte {
 		b = mp.AppendStr(b, k)
 		if len(f.Val) > 0 {
 			b = append(b, 0x82, 0xa1, 'v')
-			b = AppendVersion(b, f.V)
+			b = appendVersion(b, f.V)
 			b = append(b, 0xa1, 'x')
 			b = mp.AppendBin(b, f.Val)
 		} else {
 			b = append(b, 0x81, 0xa1, 'v')
-			b = AppendVersion(b, f.V)
+			b = appendVersion(b, f.V)
 		}
 	}
 	return b
 }
 
-// AppendVersion appends v's msgpack encoding to b.
-func AppendVersion(b []byte, v Version) []byte {
+// appendVersion appends v's msgpack encoding to b.
+func appendVersion(b []byte, v Version) []byte {
 	b = append(b, 0x83, 0xa1, 't')
 	b = mp.AppendInt(b, v.Time)
 	b = append(b, 0xa1, 'c')
@@ -99,7 +99,7 @@ func ReadDoc(r *mp.Reader) (Doc, error) {
 		case "a":
 			d.Files, err = readFields(r)
 		case "del":
-			d.Deleted, err = ReadVersion(r)
+			d.Deleted, err = readVersion(r)
 		default:
 			err = r.Skip()
 		}
@@ -116,7 +116,7 @@ func readFields(r *mp.Reader) (map[string]Field, error) {
 		err := r.Map(func(fk []byte) (err error) {
 			switch string(fk) {
 			case "v":
-				f.V, err = ReadVersion(r)
+				f.V, err = readVersion(r)
 			case "x":
 				f.Val, err = r.Bytes()
 			default:
@@ -141,7 +141,7 @@ func readTags(r *mp.Reader) (map[string]Elem, error) {
 		err := r.Map(func(ek []byte) (err error) {
 			switch string(ek) {
 			case "v":
-				e.V, err = ReadVersion(r)
+				e.V, err = readVersion(r)
 			case "p":
 				e.Present, err = r.Bool()
 			default:
@@ -158,8 +158,8 @@ func readTags(r *mp.Reader) (map[string]Elem, error) {
 	return m, err
 }
 
-// ReadVersion reads one Version (nil reads as the zero Version).
-func ReadVersion(r *mp.Reader) (Version, error) {
+// readVersion reads one Version (nil reads as the zero Version).
+func readVersion(r *mp.Reader) (Version, error) {
 	var v Version
 	err := r.Map(func(k []byte) (err error) {
 		switch string(k) {
@@ -221,7 +221,7 @@ type DocInfo struct {
 func ScanDoc(r *mp.Reader, field string) (DocInfo, error) {
 	var info DocInfo
 	version := func() error {
-		v, err := ReadVersion(r)
+		v, err := readVersion(r)
 		info.Max = Max(info.Max, v)
 		return err
 	}
@@ -246,7 +246,7 @@ func ScanDoc(r *mp.Reader, field string) (DocInfo, error) {
 				})
 			})
 		case "del":
-			v, err := ReadVersion(r)
+			v, err := readVersion(r)
 			info.Deleted = !v.IsZero()
 			info.Max = Max(info.Max, v)
 			return err

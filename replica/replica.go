@@ -306,18 +306,7 @@ func (r *Replica) purgeTokenState() error {
 		}
 		acked = acked[n:]
 	}
-	if err := r.db.Update(func(txn *badger.Txn) error {
-		for _, k := range []string{keyCursor, keyPerms, keyLastSync} {
-			if err := txn.Delete([]byte(k)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	r.notify(Change{Kind: "*", Source: "server", Removed: true})
-	return nil
+	return r.forgetSession()
 }
 
 // Settings returns what Configure recorded.

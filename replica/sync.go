@@ -293,6 +293,12 @@ func (r *Replica) Purge() error {
 	if err := os.RemoveAll(r.filesDir()); err != nil {
 		return err
 	}
+	return r.forgetSession()
+}
+
+// forgetSession deletes the cursor, the permissions and the last sync
+// time, and tells subscribers everything was removed (r.mu held).
+func (r *Replica) forgetSession() error {
 	if err := r.db.Update(func(txn *badger.Txn) error {
 		for _, k := range []string{keyCursor, keyPerms, keyLastSync} {
 			if err := txn.Delete([]byte(k)); err != nil {

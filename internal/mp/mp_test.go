@@ -60,7 +60,11 @@ func TestAppendMatchesTheLibraryAndReaderReadsIt(t *testing.T) {
 				t.Fatalf("a map header of %d entries with no entries was accepted", n)
 			}
 		}
-		b := mp.AppendArrayLen(nil, n)
+		var hdr bytes.Buffer
+		if err := msgpack.NewEncoder(&hdr).EncodeArrayLen(n); err != nil {
+			t.Fatal(err)
+		}
+		b := hdr.Bytes()
 		b = append(b, bytes.Repeat([]byte{0x01}, n)...)
 		r := mp.NewReader(b)
 		if got, err := r.ArrayLen(); err != nil || got != n {
