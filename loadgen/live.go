@@ -113,9 +113,15 @@ func W2(ctx context.Context, c Config) (*Result, error) {
 			lat = append(lat, time.Since(w))
 		}
 		local := time.Since(t0)
+		stop, err := profilePhase(c, fmt.Sprintf("W2-sync-%d", run))
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
 		t1, cpu1 := time.Now(), cpuSeconds()
 		rr, err := r.Sync(ctx)
 		syncTime, syncCPU := time.Since(t1), cpuSeconds()-cpu1
+		stop()
 		r.Close()
 		if err != nil {
 			return nil, err

@@ -14,13 +14,18 @@ import (
 
 // Run runs one workload. With c.ProfileDir set, this process's CPU profile
 // of the whole workload goes to <dir>/<W>.cpu.pprof and its heap profile at
-// the end to <dir>/<W>.heap.pprof.
+// the end to <dir>/<W>.heap.pprof. W2 profiles only its timed sync rounds
+// instead, one file per run (<dir>/W2-sync-<run>.cpu.pprof; pprof merges
+// several), since its untimed local writes would otherwise dominate.
 func Run(ctx context.Context, w Workload, c Config) (*Result, error) {
 	if c.ProfileDir == "" {
 		return w.Run(ctx, c)
 	}
 	if err := os.MkdirAll(c.ProfileDir, 0o755); err != nil {
 		return nil, err
+	}
+	if w.Name == "W2" {
+		return w.Run(ctx, c)
 	}
 	f, err := os.Create(filepath.Join(c.ProfileDir, w.Name+".cpu.pprof"))
 	if err != nil {
@@ -36,6 +41,23 @@ func Run(ctx context.Context, w Workload, c Config) (*Result, error) {
 		err = writeHeapProfile(filepath.Join(c.ProfileDir, w.Name+".heap.pprof"))
 	}
 	return res, err
+}
+
+// profilePhase starts a CPU profile to <dir>/<name>.cpu.pprof when
+// c.ProfileDir is set, and returns what stops it.
+func profilePhase(c Config, name string) (stop func(), err error) {
+	if c.ProfileDir == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(filepath.Join(c.ProfileDir, name+".cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // Machine describes where the figures come from.

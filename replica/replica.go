@@ -60,6 +60,9 @@ type Replica struct {
 
 	mu   sync.Mutex    // serialises every write transaction
 	wake chan struct{} // signalled (coalescing) on local writes
+	// acks (r.mu) are pushed changes the server acknowledged whose
+	// outbox entries still read as pending: see heldAck.
+	acks []heldAck
 
 	subMu  sync.Mutex
 	subs   map[chan Change]struct{}
@@ -281,6 +284,10 @@ func (r *Replica) purgeTokenState() error {
 		return err
 	}
 	var acked []entryHead
+	for _, a := range r.acks {
+		acked = append(acked, entryHead{RSeq: a.rseq, Kind: a.kind, ID: a.id})
+	}
+	r.acks = nil
 	if err := r.db.View(func(txn *badger.Txn) error {
 		return eachEntry(txn, 0, func(raw []byte) (bool, error) {
 			h, err := headOf(raw)
@@ -334,6 +341,12 @@ type Status struct {
 // Status reports pending changes, rejections, cursor and settings.
 func (r *Replica) Status() (Status, error) {
 	st := Status{Connected: r.connected.Load(), ReplicaID: r.ID()}
+	r.mu.Lock()
+	held := make(map[uint64]bool, len(r.acks))
+	for _, a := range r.acks {
+		held[a.rseq] = true
+	}
+	r.mu.Unlock()
 	err := r.db.View(func(txn *badger.Txn) error {
 		var s Settings
 		if _, err := getJSON(txn, keySettings, &s); err != nil {
@@ -357,7 +370,7 @@ func (r *Replica) Status() (Status, error) {
 			return err
 		}
 		for _, e := range es {
-			if !e.Acked {
+			if !e.Acked && !held[e.RSeq] {
 				st.Pending++
 			}
 		}

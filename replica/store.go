@@ -184,13 +184,14 @@ func putBase(txn *badger.Txn, ix *blindIndex, kind, id string, d crdt.Doc) error
 	return putBaseBytes(txn, ix, kind, id, crdt.AppendDoc(nil, &d))
 }
 
-// putServerItem stores the server's state d of an item (raw is its
-// encoding) merged into base. When the merge leaves d as it is, the usual
-// case since the server's state includes every earlier one, raw is stored
-// without encoding it again.
-// absent says base is known not to hold the item and d is not a
-// tombstone: raw is stored as it is, and d is not looked at.
-func putServerItem(txn *badger.Txn, ix *blindIndex, kind, id string, d crdt.Doc, raw []byte, absent bool) error {
+// putServerItem stores the server's state of an item (raw is its
+// encoding, deleted whether it is a tombstone) merged into base. When base
+// does not hold the item and raw is not a tombstone, raw is stored as it
+// is and never decoded; otherwise doc decodes it for the merge. When the
+// merge leaves the server's state as it is, the usual case since it
+// includes every earlier one, raw is stored without encoding it again.
+// absent says base is known not to hold the item (it is then not read).
+func putServerItem(txn *badger.Txn, ix *blindIndex, kind, id string, raw []byte, deleted bool, doc func() (crdt.Doc, error), absent bool) error {
 	var cur crdt.Doc
 	var found bool
 	if !absent {
@@ -199,10 +200,11 @@ func putServerItem(txn *badger.Txn, ix *blindIndex, kind, id string, d crdt.Doc,
 			return err
 		}
 	}
-	if absent {
-		return putBaseBytes(txn, ix, kind, id, raw)
-	}
-	if found || d.IsDeleted() {
+	if found || deleted {
+		d, err := doc()
+		if err != nil {
+			return err
+		}
 		if m := crdt.Merge(cur, d); !crdt.Equal(m, d) {
 			return putBase(txn, ix, kind, id, m)
 		}

@@ -104,9 +104,10 @@ type sessionState struct {
 	key       []byte
 	cursor    syncproto.Cursor
 	welcomed  bool
-	inflight  int    // pushes sent and not yet answered (at most maxPushesInFlight)
-	uploading string // digest whose upload awaits the server's answer
-	pushedTo  uint64 // highest rseq pushed this session
+	inflight  int          // pushes sent and not yet answered (at most maxPushesInFlight)
+	uploading string       // digest whose upload awaits the server's answer
+	pushedTo  uint64       // highest rseq pushed this session
+	sent      []sentChange // pushed changes awaiting their result, in rseq order
 	caughtUp  bool
 	maxSeq    uint64 // highest seq acknowledged this session
 	// helloPerm is the permissions version hello announced and hadCursor
@@ -127,7 +128,7 @@ type sessionState struct {
 
 // session runs one connection. Without live it returns once the round is
 // complete.
-func (r *Replica) session(ctx context.Context, live bool, res *RoundResult, onWelcome func()) error {
+func (r *Replica) session(ctx context.Context, live bool, res *RoundResult, onWelcome func()) (err error) {
 	st, err := r.Settings()
 	if err != nil {
 		return err
@@ -191,6 +192,9 @@ func (r *Replica) session(ctx context.Context, live bool, res *RoundResult, onWe
 		rcancel()
 		conn.CloseNow()
 		wg.Wait()
+		if ferr := r.flushAcks(); ferr != nil && err == nil {
+			err = fmt.Errorf("replica: recording acknowledged changes: %w", ferr)
+		}
 	}()
 
 	s := &sessionState{r: r, conn: conn, res: res, live: live}
@@ -287,6 +291,7 @@ func (r *Replica) revoked() error {
 func (r *Replica) Purge() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.acks = nil
 	if err := r.deletePrefixes(prefixBase, prefixBlind, prefixOutbox, prefixOutboxIndex, prefixRej, prefixUploaded); err != nil {
 		return err
 	}
@@ -617,6 +622,7 @@ func (s *sessionState) pushNext(ctx context.Context) error {
 // a push.
 func (s *sessionState) pushOne(ctx context.Context) (bool, error) {
 	var changes []pushChange
+	var sent []sentChange
 	var withFiles []syncproto.Change // the attachments the changes name
 	size := 0
 	err := s.r.db.View(func(txn *badger.Txn) error {
@@ -631,6 +637,7 @@ func (s *sessionState) pushOne(ctx context.Context) (bool, error) {
 			size += len(raw) + 64
 			delta := bytes.Clone(e.Delta)
 			changes = append(changes, pushChange{RSeq: e.RSeq, Kind: e.Kind, ID: e.ID, Create: e.Create, Delta: delta})
+			sent = append(sent, sentChange{rseq: e.RSeq, kind: e.Kind, id: e.ID, repush: e.Repush})
 			if files, err := deltaFiles(delta); err != nil {
 				return false, err
 			} else if len(files) > 0 {
@@ -659,7 +666,75 @@ func (s *sessionState) pushOne(ctx context.Context) (bool, error) {
 	}
 	s.inflight++
 	s.pushedTo = last
+	s.sent = append(s.sent, sent...)
 	return true, s.write(ctx, syncproto.TypePush, frame)
+}
+
+// sentChange is what the session remembers of a pushed change until its
+// result comes back.
+type sentChange struct {
+	rseq     uint64
+	kind, id string
+	repush   bool
+}
+
+// heldAck is a change the server acknowledged (ok, duplicate, or a
+// conflict with nothing to report) at seq of epoch, whose outbox entry is
+// kept, unchanged, until the applied cursor reaches seq (SYNC-NOTES §3).
+// The usual next step is the changes batch that brings the change back,
+// which then deletes the entry: so the acknowledgement is held in memory
+// rather than written into the entry, and the entry is read and written
+// once instead of three times. A session that ends first writes what it
+// holds into the entries (flushAcks); after a crash the entries read as
+// pending and are pushed again, which the server answers as replays of
+// the same results.
+type heldAck struct {
+	rseq, seq uint64
+	epoch     string
+	kind, id  string
+}
+
+// flushAcks records the held acknowledgements in their outbox entries.
+func (r *Replica) flushAcks() error {
+	return r.update(func(txn *badger.Txn) error {
+		for _, a := range r.acks {
+			raw, ok, err := getRaw(txn, string(outboxKey(a.rseq)))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			se, err := readEntry(raw)
+			if err != nil {
+				return err
+			}
+			se.Acked, se.Seq, se.Epoch = true, a.seq, a.epoch
+			if err := putStoredEntry(txn, &se); err != nil {
+				return err
+			}
+		}
+		r.acks = nil
+		return nil
+	})
+}
+
+// dropReachedAcks deletes the entries of the held acknowledgements the
+// cursor has reached (r.mu held).
+func (r *Replica) dropReachedAcks(txn *badger.Txn, c syncproto.Cursor) error {
+	keep := r.acks[:0]
+	for _, a := range r.acks {
+		if a.epoch == c.Epoch && a.seq <= c.Seq {
+			if err := deleteEntry(txn, a.kind, a.id, a.rseq); err != nil {
+				return err
+			}
+			continue
+		}
+		keep = append(keep, a)
+	}
+	clear(r.acks[len(keep):])
+	r.acks = keep
+	return nil
 }
 
 // pushChange is syncproto.Change with its delta as the outbox stores it
@@ -672,22 +747,44 @@ type pushChange struct {
 	Delta  msgpack.RawMessage `msgpack:"delta"`
 }
 
-// encodePush encodes a push frame as syncproto.Encode would.
+// encodePush encodes a push frame as syncproto.Encode would (with the
+// keys in the order of syncproto's structs), by hand.
 func encodePush(changes []pushChange) ([]byte, error) {
-	var frame struct {
-		T    string `msgpack:"t"`
-		Push struct {
-			Changes []pushChange `msgpack:"changes"`
-		} `msgpack:"push"`
+	n := 32
+	for _, c := range changes {
+		n += len(c.Delta) + len(c.ID) + 48
 	}
-	frame.T, frame.Push.Changes = syncproto.TypePush, changes
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	enc.UseCompactInts(true)
-	if err := enc.Encode(&frame); err != nil {
-		return nil, fmt.Errorf("replica: encode push: %w", err)
+	b := make([]byte, 0, n)
+	b = append(b, 0x82)
+	b = mp.AppendStr(b, "t")
+	b = mp.AppendStr(b, syncproto.TypePush)
+	b = mp.AppendStr(b, "push")
+	b = append(b, 0x81)
+	b = mp.AppendStr(b, "changes")
+	b = mp.AppendArrayLen(b, len(changes))
+	for _, c := range changes {
+		if len(c.Delta) == 0 {
+			return nil, fmt.Errorf("replica: encode push: change %d has no delta", c.RSeq)
+		}
+		if c.Create {
+			b = append(b, 0x85)
+		} else {
+			b = append(b, 0x84)
+		}
+		b = mp.AppendStr(b, "rseq")
+		b = mp.AppendUint(b, c.RSeq)
+		b = mp.AppendStr(b, "kind")
+		b = mp.AppendStr(b, c.Kind)
+		b = mp.AppendStr(b, "id")
+		b = mp.AppendStr(b, c.ID)
+		if c.Create {
+			b = mp.AppendStr(b, "create")
+			b = mp.AppendBool(b, true)
+		}
+		b = mp.AppendStr(b, "delta")
+		b = append(b, c.Delta...)
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 // deltaFiles returns the attachments an encoded delta sets (the "a" map of
@@ -710,6 +807,30 @@ func (s *sessionState) pushResult(pr *syncproto.PushResult) error {
 	now := float64(r.opts.Now().UnixMilli()) / 1000
 	err := r.update(func(txn *badger.Txn) error {
 		for i, res := range pr.Results {
+			// What was sent before res and has no result is not
+			// answered any more (a result per change, in order).
+			for len(s.sent) > 0 && s.sent[0].rseq < res.RSeq {
+				s.sent = s.sent[1:]
+			}
+			var sc *sentChange
+			if len(s.sent) > 0 && s.sent[0].rseq == res.RSeq {
+				sc = &s.sent[0]
+				s.sent = s.sent[1:]
+			}
+			if sc != nil && (res.Status == syncproto.StatusOK || res.Status == syncproto.StatusDuplicate ||
+				res.Status == syncproto.StatusConflict && (len(res.Lost) == 0 || sc.repush)) {
+				// Acknowledged with nothing to record: hold it (heldAck).
+				s.res.Pushed++
+				s.maxSeq = max(s.maxSeq, res.Seq)
+				if s.epoch == s.cursor.Epoch && res.Seq <= s.cursor.Seq {
+					if err := deleteEntry(txn, sc.kind, sc.id, sc.rseq); err != nil {
+						return err
+					}
+				} else {
+					r.acks = append(r.acks, heldAck{rseq: sc.rseq, seq: res.Seq, epoch: s.epoch, kind: sc.kind, id: sc.id})
+				}
+				continue
+			}
 			raw, ok, err := getRaw(txn, string(outboxKey(res.RSeq)))
 			if err != nil {
 				return err
@@ -965,6 +1086,9 @@ func (s *sessionState) changes(c *wireChanges) error {
 		if err != nil {
 			return err
 		}
+		if err := r.dropReachedAcks(txn, c.Cursor); err != nil {
+			return err
+		}
 		for _, it := range c.Items {
 			if !model.Kind(it.Kind).Valid() {
 				continue
@@ -972,14 +1096,7 @@ func (s *sessionState) changes(c *wireChanges) error {
 			// A new item is stored as it came; any other is merged into
 			// base, so only then is its document decoded.
 			absent := s.known.absent(it.Kind, it.ID)
-			var d crdt.Doc
-			if !absent || it.Info.Deleted {
-				var err error
-				if d, err = it.doc(); err != nil {
-					return err
-				}
-			}
-			if err := putServerItem(txn, s.blind, it.Kind, it.ID, d, it.Raw, absent && !it.Info.Deleted); err != nil {
+			if err := putServerItem(txn, s.blind, it.Kind, it.ID, it.Raw, it.Info.Deleted, it.doc, absent); err != nil {
 				return err
 			}
 			s.known.add(it.Kind, it.ID)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/dgraph-io/badger/v4"
 
 	"github.com/pryvsync/pryvsync/crdt"
 	"github.com/pryvsync/pryvsync/model"
@@ -197,5 +198,92 @@ func TestRunStopsOnCancel(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A change the server acknowledged is held in memory until the changes
+// batch that brings it back deletes its outbox entry. When the connection
+// is cut in between, the entry is recorded as acknowledged: it is not
+// pending any more and is not pushed again, and it stays in the local view
+// until a later batch reaches its seq.
+func TestAnAcknowledgementCutBeforeTheEchoIsKept(t *testing.T) {
+	var pushed []syncproto.Change
+	srv := fakeServer(t, func(ctx context.Context, c *websocket.Conn, read func() *syncproto.Message, send func(*syncproto.Message)) {
+		if h := read(); h == nil || h.T != syncproto.TypeHello || h.Hello.Pending != 1 {
+			t.Errorf("hello: %+v", h)
+			return
+		}
+		send(welcomeMsg())
+		p := read()
+		if p == nil || p.T != syncproto.TypePush || len(p.Push.Changes) != 1 {
+			t.Errorf("push: %+v", p)
+			return
+		}
+		pushed = p.Push.Changes
+		send(&syncproto.Message{T: syncproto.TypePushResult, PushResult: &syncproto.PushResult{Results: []syncproto.Result{
+			{RSeq: pushed[0].RSeq, Status: syncproto.StatusOK, Seq: 7},
+		}}})
+		time.Sleep(50 * time.Millisecond) // the replica takes the result
+		c.CloseNow()                      // cut before the echo
+	})
+	r := open(t, t.TempDir())
+	defer r.Close()
+	if err := r.Configure(srv.URL, "alice", "tok"); err != nil {
+		t.Fatal(err)
+	}
+	id, err := r.CreateEvent(body(t, `{"channelId":"diary","type":{"class":"n","format":"t"},"time":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Sync(syncCtx(t))
+	if err == nil {
+		t.Fatal("the round survived the cut")
+	}
+	if res.Pushed != 1 {
+		t.Fatalf("round %+v", res)
+	}
+	if st, _ := r.Status(); st.Pending != 0 {
+		t.Fatalf("the acknowledged change is still pending: %+v", st)
+	}
+	var es []entry
+	if err := r.db.View(func(txn *badger.Txn) (err error) { es, err = loadEntries(txn); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || !es[0].Acked || es[0].Seq != 7 || es[0].Epoch != "e1" {
+		t.Fatalf("outbox after the cut: %+v", es)
+	}
+	if _, err := r.GetEvent(id); err != nil {
+		t.Fatalf("the acknowledged event left the local view before its echo: %v", err)
+	}
+
+	srv2 := fakeServer(t, func(ctx context.Context, c *websocket.Conn, read func() *syncproto.Message, send func(*syncproto.Message)) {
+		if h := read(); h == nil || h.Hello.Pending != 0 {
+			t.Errorf("hello: %+v", h)
+			return
+		}
+		send(welcomeMsg())
+		send(&syncproto.Message{T: syncproto.TypeChanges, Changes: &syncproto.Changes{
+			Items:  []syncproto.Item{{Kind: "event", ID: id, Doc: crdt.Merge(crdt.Doc{}, pushed[0].Delta)}},
+			Cursor: syncproto.Cursor{Epoch: "e1", Seq: 7}, CaughtUp: true,
+		}})
+		if m := read(); m == nil || m.T != syncproto.TypeAck {
+			t.Errorf("after the echo the replica sent %+v, want an ack (no push)", m)
+		}
+		read()
+	})
+	if err := r.Configure(srv2.URL, "alice", "tok"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Sync(syncCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.db.View(func(txn *badger.Txn) (err error) { es, err = loadEntries(txn); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 0 {
+		t.Fatalf("outbox after the echo: %+v", es)
+	}
+	if _, err := r.GetEvent(id); err != nil {
+		t.Fatalf("the event after its echo: %v", err)
 	}
 }

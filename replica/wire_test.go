@@ -135,6 +135,9 @@ func TestPushFrameMatchesSyncproto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if lib := encodePushWithLibrary(t, changes); !bytes.Equal(frame, lib) {
+		t.Fatalf("hand-encoded push differs from the library's encoding:\n%x\n%x", frame, lib)
+	}
 	m, err := syncproto.Decode(frame)
 	if err != nil {
 		t.Fatalf("the push frame does not pass syncproto.Decode: %v", err)
@@ -180,4 +183,23 @@ func FuzzDecodeInbound(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = decodeInbound(b)
 	})
+}
+
+// encodePushWithLibrary is the reference encodePush is held to: msgpack's
+// reflection encoder on the same shape, with compact integers.
+func encodePushWithLibrary(t *testing.T, changes []pushChange) []byte {
+	var frame struct {
+		T    string `msgpack:"t"`
+		Push struct {
+			Changes []pushChange `msgpack:"changes"`
+		} `msgpack:"push"`
+	}
+	frame.T, frame.Push.Changes = syncproto.TypePush, changes
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(true)
+	if err := enc.Encode(&frame); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

@@ -409,6 +409,8 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 			return err
 		}
 		from := hw
+		var rseqs []uint64
+		var stored [][]byte
 		for i, ch := range p.Changes {
 			if ch.RSeq <= hw {
 				res := syncproto.Result{RSeq: ch.RSeq, Status: syncproto.StatusDuplicate}
@@ -433,14 +435,15 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 			res := ss.applyPushed(tx, actor, ch, checks[i])
 			results = append(results, res)
 			if enc, err := encodeStoredResult(res); err == nil {
-				tx.PutResult(ss.replica, ch.RSeq, enc)
+				rseqs, stored = append(rseqs, ch.RSeq), append(stored, enc)
 			}
 		}
 		if hw != from {
 			// In the same transaction as the changes it covers.
 			tx.SetHighWater(ss.replica, hw)
 		}
-		return tx.PruneResults(ss.replica, 0, 1000)
+		tx.PutResults(ss.replica, rseqs, stored)
+		return tx.PruneResults(ss.replica, storedResults)
 	})
 	if err != nil {
 		<-ss.pushSlots
@@ -466,6 +469,10 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 	}()
 	return nil
 }
+
+// storedResults is how many results of a replica's latest pushes the
+// server keeps at least, to answer replays with (PROTOCOL.md §4).
+const storedResults = 1000
 
 // answerPush sends a push's results once its request is durable, or ends
 // the session as its outcome requires.

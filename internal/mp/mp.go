@@ -25,6 +25,17 @@ func AppendMapLen(b []byte, n int) []byte {
 	return binary.BigEndian.AppendUint32(append(b, 0xdf), uint32(n))
 }
 
+// AppendArrayLen appends the header of an array of n elements.
+func AppendArrayLen(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x90|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, 0xdc), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, 0xdd), uint32(n))
+}
+
 // AppendStr appends s as a msgpack str.
 func AppendStr(b []byte, s string) []byte {
 	switch n := len(s); {

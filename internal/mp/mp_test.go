@@ -64,6 +64,7 @@ func TestAppendMatchesTheLibraryAndReaderReadsIt(t *testing.T) {
 		if err := msgpack.NewEncoder(&hdr).EncodeArrayLen(n); err != nil {
 			t.Fatal(err)
 		}
+		check("array header", mp.AppendArrayLen(nil, n), hdr.Bytes())
 		b := hdr.Bytes()
 		b = append(b, bytes.Repeat([]byte{0x01}, n)...)
 		r := mp.NewReader(b)

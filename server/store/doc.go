@@ -14,7 +14,7 @@
 //	u/<user>/x/<channel>/<k>/<id>       seq of the item's exit marker in that channel's feed
 //	u/<user>/t/<channel>/<time>/<id>    event time index (time as order-preserving 8 bytes)
 //	u/<user>/hw/<replica>               replica high-water mark (last applied replica seq)
-//	u/<user>/r/<replica>/<rseq>         stored push result, for replays (SYNC-NOTES §4)
+//	u/<user>/r/<replica>/<rseq><n>      stored results of one push of n applied changes from rseq on, for replays (SYNC-NOTES §4)
 //	u/<user>/a/<access id>              access (JSON)
 //	u/<user>/b/<bookmark id>            bookmark (JSON)
 //	u/<user>/p/<access id>              app profile (JSON)

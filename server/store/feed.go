@@ -182,29 +182,91 @@ func (t *Tx) SetHighWater(replica string, rseq uint64) {
 	t.set(KeyHighWater(t.user, replica), be64(rseq))
 }
 
-// PutResult stores the encoded result of a pushed change for replays.
-func (t *Tx) PutResult(replica string, rseq uint64, result []byte) {
-	k := KeyResult(t.user, replica, rseq)
-	t.set(k, result)
-	t.c.stored = append(t.c.stored, k)
+// PutResults stores the results of the changes one push applied, for
+// replays: rseqs in increasing order, results[i] the encoded result of
+// rseqs[i]. One key holds them all.
+func (t *Tx) PutResults(replica string, rseqs []uint64, results [][]byte) {
+	if len(rseqs) == 0 {
+		return
+	}
+	n := 0
+	for _, r := range results {
+		n += len(r) + 16
+	}
+	v := make([]byte, 0, n+8)
+	v = mp.AppendArrayLen(v, 2*len(rseqs))
+	for i, rs := range rseqs {
+		v = mp.AppendUint(v, rs)
+		v = mp.AppendBin(v, results[i])
+	}
+	k := KeyResults(t.user, replica, rseqs[0], len(rseqs))
+	t.set(k, v)
+	if t.c != nil {
+		t.c.stored = append(t.c.stored, k)
+	}
 }
 
-// Result loads a stored push result.
+// Result loads the stored result of a replica's change.
 func (t *Tx) Result(replica string, rseq uint64) ([]byte, bool, error) {
-	return t.get(KeyResult(t.user, replica, rseq))
+	prefix := KeyResultPrefix(t.user, replica)
+	keys, err := t.resultKeys(prefix)
+	if err != nil {
+		return nil, false, err
+	}
+	// The group that may hold rseq is the last one starting at or before it.
+	var at string
+	for _, k := range keys {
+		if len(k) == len(prefix)+resultsSuffix && beUint([]byte(k[len(prefix):len(prefix)+8])) <= rseq {
+			at = k
+		}
+	}
+	if at == "" {
+		return nil, false, nil
+	}
+	v, ok, err := t.get(at)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	r := mp.NewReader(v)
+	n, err := r.ArrayLen()
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: stored results %q: %v", ErrCorrupt, at, err)
+	}
+	for range n / 2 {
+		rs, err := r.Uint()
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: stored results %q: %v", ErrCorrupt, at, err)
+		}
+		res, err := r.Bytes()
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: stored results %q: %v", ErrCorrupt, at, err)
+		}
+		if rs == rseq {
+			return res, true, nil
+		}
+	}
+	return nil, false, nil
 }
 
-// PruneResults drops stored results of a replica up to rseq (it has seen
-// them) and keeps at most keep of the rest.
-func (t *Tx) PruneResults(replica string, upTo uint64, keep int) error {
+// PruneResults keeps the newest pushes' stored results of a replica that
+// hold at least keep results, and drops the older ones (and any stored one
+// result per key, as an earlier version did).
+func (t *Tx) PruneResults(replica string, keep int) error {
 	prefix := KeyResultPrefix(t.user, replica)
 	keys, err := t.resultKeys(prefix)
 	if err != nil {
 		return err
 	}
-	for i, k := range keys {
-		rs := beUint([]byte(strings.TrimPrefix(k, prefix)))
-		if rs <= upTo || len(keys)-i > keep {
+	newer := 0
+	for i := len(keys) - 1; i >= 0; i-- {
+		k := keys[i]
+		switch len(k) - len(prefix) {
+		case resultsSuffix:
+			if newer >= keep {
+				t.del(k)
+			}
+			newer += int(binary.BigEndian.Uint32([]byte(k[len(prefix)+8:])))
+		case 8:
 			t.del(k)
 		}
 	}

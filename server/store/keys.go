@@ -87,12 +87,19 @@ func keyTime(user, channel string, t float64, id string) string {
 // KeyHighWater is the replica's high-water mark key.
 func KeyHighWater(user, replica string) string { return keyUser(user) + "hw/" + replica }
 
-// KeyResult is the stored result of a replica's pushed change.
-func KeyResult(user, replica string, rseq uint64) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], rseq)
-	return "u/" + user + "/r/" + replica + "/" + string(b[:])
+// KeyResults is the key of the stored results of one push: the rseq of
+// its first applied change and how many it applied follow the prefix.
+func KeyResults(user, replica string, first uint64, n int) string {
+	var b [resultsSuffix]byte
+	binary.BigEndian.PutUint64(b[:8], first)
+	binary.BigEndian.PutUint32(b[8:], uint32(n))
+	return KeyResultPrefix(user, replica) + string(b[:])
 }
+
+// resultsSuffix is the length of what follows a replica's result prefix in
+// its own keys. Keys of a replica whose id extends this one's under "/"
+// share the prefix, but are longer: "<rest>/" and a suffix.
+const resultsSuffix = 12
 
 // KeyResultPrefix is the prefix of a replica's stored results.
 func KeyResultPrefix(user, replica string) string { return keyUser(user) + "r/" + replica + "/" }

@@ -546,7 +546,7 @@ func TestPersistsAcrossReopen(t *testing.T) {
 	}
 	err = s.Update(context.Background(), user, func(tx *store.Tx) error {
 		tx.SetHighWater("rep1", 42)
-		tx.PutResult("rep1", 42, []byte("result"))
+		tx.PutResults("rep1", []uint64{42}, [][]byte{[]byte("result")})
 		return tx.PutJSON(store.KeyAccess(user, "acc"), map[string]string{"name": "x"})
 	})
 	if err != nil {
