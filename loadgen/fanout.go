@@ -421,6 +421,13 @@ func w5Run(ctx context.Context, c Config, res *Result, run, conns int) error {
 	if cs != nil && c.ProfileDir != "" && run == 1 {
 		cs.heapProfile()
 	}
+	if run == 1 {
+		stop, err := profilePhase(c, "W5-writes")
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	var all latencies
 	for w := 1; w <= c.W5Writes; w++ {

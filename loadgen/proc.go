@@ -188,7 +188,8 @@ type ServeSpec struct {
 	Dir, Listen, AdminKey string
 	// HeapProfile, when set, receives a heap profile each time the process
 	// gets SIGUSR1 (W5 asks for one while its connections are idle).
-	// CPUProfile, when set, receives the CPU profile of the whole run.
+	// CPUProfile, when set, receives the CPU profile of the run: with
+	// HeapProfile set, from the first SIGUSR1 on (W5's writes), else whole.
 	HeapProfile, CPUProfile string
 }
 
@@ -197,16 +198,31 @@ type ServeSpec struct {
 // and runs until stdin closes or ctx ends.
 func ServeChild(ctx context.Context, spec ServeSpec, stdin io.Reader, out io.Writer) error {
 	RaiseFileLimit()
-	if spec.CPUProfile != "" {
+	cpuStarted := false
+	startCPU := func() error {
+		if spec.CPUProfile == "" || cpuStarted {
+			return nil
+		}
 		f, err := os.Create(spec.CPUProfile)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
 			return err
 		}
-		defer pprof.StopCPUProfile()
+		cpuStarted = true
+		return nil
+	}
+	defer func() {
+		if cpuStarted {
+			pprof.StopCPUProfile()
+		}
+	}()
+	if spec.HeapProfile == "" {
+		if err := startCPU(); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", spec.Listen)
 	if err != nil {
@@ -242,6 +258,9 @@ func ServeChild(ctx context.Context, spec ServeSpec, stdin io.Reader, out io.Wri
 			return nil
 		case <-usr1:
 			if err := writeHeapProfile(spec.HeapProfile); err != nil {
+				return err
+			}
+			if err := startCPU(); err != nil {
 				return err
 			}
 		}

@@ -14,9 +14,11 @@ import (
 
 // Run runs one workload. With c.ProfileDir set, this process's CPU profile
 // of the whole workload goes to <dir>/<W>.cpu.pprof and its heap profile at
-// the end to <dir>/<W>.heap.pprof. W2 profiles only its timed sync rounds
-// instead, one file per run (<dir>/W2-sync-<run>.cpu.pprof; pprof merges
-// several), since its untimed local writes would otherwise dominate.
+// the end to <dir>/<W>.heap.pprof. W2 and W5 profile only their timed
+// phases instead, where the untimed setup would otherwise dominate: W2 its
+// sync rounds, one file per run (<dir>/W2-sync-<run>.cpu.pprof; pprof
+// merges several), W5 the writes of its first run (<dir>/W5-writes.cpu.pprof,
+// and its server's W5-server.cpu.pprof).
 func Run(ctx context.Context, w Workload, c Config) (*Result, error) {
 	if c.ProfileDir == "" {
 		return w.Run(ctx, c)
@@ -24,7 +26,7 @@ func Run(ctx context.Context, w Workload, c Config) (*Result, error) {
 	if err := os.MkdirAll(c.ProfileDir, 0o755); err != nil {
 		return nil, err
 	}
-	if w.Name == "W2" {
+	if w.Name == "W2" || w.Name == "W5" {
 		return w.Run(ctx, c)
 	}
 	f, err := os.Create(filepath.Join(c.ProfileDir, w.Name+".cpu.pprof"))

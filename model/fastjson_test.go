@@ -3,11 +3,14 @@ package model
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"reflect"
 	"strconv"
 	"testing"
 
 	"pgregory.net/rapid"
+
+	"github.com/pryvsync/pryvsync/crdt"
 )
 
 // rawJSON draws the inputs the fast paths see: plain and tricky strings,
@@ -82,4 +85,44 @@ func compare(t *rapid.T, raw []byte, f field) {
 			t.Fatalf("Canonical(%q): fast %q %v, slow %q %v", raw, fc, ferrc, sc, serrc)
 		}
 	}
+}
+
+// TestJSONNumberAndStringMatchEncodingJSON: the hand encoders of numbers and
+// strings write what json.Marshal writes.
+func TestJSONNumberAndStringMatchEncodingJSON(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		f := rapid.OneOf(rapid.Float64(), rapid.Float64Range(-1e-5, 1e-5), rapid.Float64Range(1e20, 1e22),
+			rapid.SampledFrom([]float64{0, math.Copysign(0, -1), 1e-6, 1e21, 1e-7, 123456789.125, 1.7976931348623157e308, 5e-324})).Draw(t, "f")
+		want, _ := json.Marshal(f)
+		if got := JSONNumber(f); string(got) != string(want) {
+			t.Fatalf("JSONNumber(%v) = %s, json.Marshal %s", f, got, want)
+		}
+		s := rapid.OneOf(rapid.String(), rapid.StringMatching(`[ -~]{0,40}`)).Draw(t, "s")
+		want, _ = json.Marshal(s)
+		if got := JSONString(s); string(got) != string(want) {
+			t.Fatalf("JSONString(%q) = %s, json.Marshal %s", s, got, want)
+		}
+	})
+}
+
+// TestFieldReadersAnswerAsTheSlowPaths: StringField and NumberField read
+// every stored value as encoding/json does.
+func TestFieldReadersAnswerAsTheSlowPaths(t *testing.T) {
+	defer func() { fastPaths = true }()
+	rapid.Check(t, func(t *rapid.T) {
+		for range 50 {
+			raw := rawJSON().Draw(t, "raw")
+			d := crdt.Doc{Fields: map[string]crdt.Field{"f": {Val: raw}}}
+			fastPaths = true
+			s := StringField(d, "f")
+			f, ok := NumberField(d, "f")
+			fastPaths = false
+			s2 := StringField(d, "f")
+			f2, ok2 := NumberField(d, "f")
+			fastPaths = true
+			if s != s2 || ok != ok2 || f != f2 && !(math.IsNaN(f) && math.IsNaN(f2)) {
+				t.Fatalf("%q: fast %q %v %v, slow %q %v %v", raw, s, f, ok, s2, f2, ok2)
+			}
+		}
+	})
 }

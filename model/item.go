@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pryvsync/pryvsync/crdt"
@@ -68,11 +69,40 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// JSONString returns the JSON encoding of s.
-func JSONString(s string) []byte { return mustJSON(s) }
+// JSONString returns the JSON encoding of s, as encoding/json writes it.
+func JSONString(s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return mustJSON(s) // escapes, or bytes to check as UTF-8
+		}
+	}
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
 
-// JSONNumber returns the JSON encoding of f.
-func JSONNumber(f float64) []byte { return mustJSON(f) }
+// JSONNumber returns the JSON encoding of f, as encoding/json writes it
+// (its float64 encoder: shortest form, exponent only below 1e-6 or from
+// 1e21 on, written without a leading zero).
+func JSONNumber(f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return mustJSON(f) // json.Marshal refuses them: mustJSON panics
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b := strconv.AppendFloat(make([]byte, 0, 24), f, format, -1, 64)
+	if format == 'e' {
+		// e-09 becomes e-9
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
 
 // JSONBool returns the JSON encoding of b.
 func JSONBool(b bool) []byte {
@@ -84,10 +114,15 @@ func JSONBool(b bool) []byte {
 
 // StringField decodes a string field of d ("" when absent or not a string).
 func StringField(d crdt.Doc, name string) string {
-	var s string
-	if raw := d.Get(name); raw != nil {
-		_ = json.Unmarshal(raw, &s)
+	raw := d.Get(name)
+	if raw == nil {
+		return ""
 	}
+	if simpleString(raw) {
+		return string(raw[1 : len(raw)-1])
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s)
 	return s
 }
 
@@ -96,6 +131,9 @@ func NumberField(d crdt.Doc, name string) (float64, bool) {
 	raw := d.Get(name)
 	if raw == nil || string(raw) == "null" {
 		return 0, false
+	}
+	if f, ok := simpleFloat(raw); ok {
+		return f, true
 	}
 	var f float64
 	if err := json.Unmarshal(raw, &f); err != nil {
