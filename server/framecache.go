@@ -109,7 +109,7 @@ func (ss *syncSession) sendShared(ctx context.Context) (bool, error) {
 	ss.sentCaughtUp = true
 	ss.mu.Unlock()
 	ss.s.FeedSent(ss.user, from, head)
-	if err := ss.conn.Write(ctx, websocket.MessageBinary, f.frame); err != nil {
+	if err := ss.conn.Write(connCtx, websocket.MessageBinary, f.frame); err != nil {
 		return true, err
 	}
 	ss.itemsOut += f.items
@@ -130,5 +130,5 @@ func (ss *syncSession) sendChanges(ctx context.Context, batch *syncproto.Changes
 		ss.s.hub.frames.put(&sharedFrame{key: ss.frameKey(from, batch.Cursor.Seq), frame: b,
 			items: len(batch.Items) + len(batch.Removals)})
 	}
-	return ss.conn.Write(ctx, websocket.MessageBinary, b)
+	return ss.conn.Write(connCtx, websocket.MessageBinary, b)
 }

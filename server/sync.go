@@ -206,6 +206,14 @@ func (ss *syncSession) run() {
 	ss.abortUpload()
 }
 
+// connCtx is the context of the session's frequent reads and writes once
+// it runs (readLoop, the feed's frames). It has no deadline and is never
+// cancelled: the session's AfterFunc closes the connection when the session
+// ends, which ends a read or write in progress just as cancelling its
+// context would, while the websocket library registers (and removes) a
+// context callback on every call whose context can end.
+var connCtx = context.Background()
+
 // welcome decides where the session resumes.
 func (ss *syncSession) welcome(h *syncproto.Hello) (*syncproto.Welcome, error) {
 	st := ss.s.st
@@ -306,7 +314,7 @@ func (ss *syncSession) keepAlive(ctx context.Context) (stop func()) {
 
 func (ss *syncSession) readLoop(ctx context.Context) {
 	for {
-		_, frame, err := ss.conn.Read(ctx)
+		_, frame, err := ss.conn.Read(connCtx)
 		if err != nil {
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				ss.log.Warn("frame too large")
