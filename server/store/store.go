@@ -36,6 +36,9 @@ type Options struct {
 	// OnCommit, if set, is called by the committer after each commit with
 	// what changed. It must not block (the hub only records and signals).
 	OnCommit func([]Commit)
+	// Log, if set, makes the store a node of a cluster: group commits go
+	// through this replicated log first (see logged.go).
+	Log Log
 }
 
 // Commit describes one committed write request, for the hub.
@@ -69,6 +72,8 @@ type Store struct {
 	mu    sync.Mutex
 	heads map[string]uint64 // committed head seq per user (cache)
 	close sync.Once
+
+	logs *logState // cluster mode (Options.Log), else nil
 }
 
 type request struct {
@@ -126,6 +131,12 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if opts.Log != nil {
+		if err := s.openLog(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	go s.commitLoop()
 	return s, nil
 }
@@ -147,6 +158,9 @@ func (s *Store) loadEpoch() error {
 // NewEpoch gives the store a fresh epoch (after a restore), so replicas
 // holding cursors of the old one are told to reset.
 func (s *Store) NewEpoch() error {
+	if s.logs != nil {
+		return errors.New("store: a cluster node's epoch is the cluster's")
+	}
 	e := hex.EncodeToString(model.NewSecret()[:8])
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyEpoch), []byte(e)) }); err != nil {
 		return err
@@ -172,6 +186,7 @@ func (s *Store) Now() time.Time { return s.opts.Now() }
 func (s *Store) Close() error {
 	var err error
 	s.close.Do(func() {
+		s.closeLog()
 		close(s.done)
 		<-s.stopped
 		err = s.db.Close()
@@ -233,12 +248,19 @@ func (s *Store) commitLoop() {
 	defer close(s.stopped)
 	c := newCommitter(s)
 	defer c.close()
+	var logged chan logItem
+	if s.logs != nil {
+		logged = s.logs.entries
+	}
 	for {
 		var landed chan struct{}
 		if c.flight != nil {
 			landed = c.flight.done
 		}
 		select {
+		case it := <-logged:
+			// Between group commits: a clustered store has no flight.
+			c.applyLogItem(it)
 		case r := <-s.reqs:
 			c.begin()
 			c.run(r)
@@ -288,7 +310,8 @@ type committer struct {
 	ok      int // requests that succeeded
 	commits []Commit
 	heads   map[string]uint64
-	stored  []string // result keys PutResult wrote into writes, for PruneResults (some maybe rolled back since)
+	stored  []string          // result keys PutResult wrote into writes, for PruneResults (some maybe rolled back since)
+	owner   map[string]string // cluster mode: the user whose request wrote each key of writes
 
 	flight *flight           // the group commit being written, or nil
 	cheads map[string]uint64 // head per user including the flight's writes
@@ -329,6 +352,9 @@ func (c *committer) reset() {
 	c.count, c.size, c.ok = 0, 0, 0
 	c.reqs, c.results, c.commits, c.stored = nil, nil, nil, nil
 	c.heads = map[string]uint64{}
+	if c.s.logs != nil {
+		c.owner = map[string]string{}
+	}
 }
 
 // begin starts a group commit: with nothing in flight, it reads a fresh
@@ -440,6 +466,13 @@ func (c *committer) run(r *request) {
 			if strings.HasPrefix(k, results) {
 				c.stored = append(c.stored, k)
 			}
+			if c.owner != nil {
+				c.owner[k] = r.user
+			}
+		}
+	} else if err == nil && c.owner != nil {
+		for _, u := range tx.undo {
+			c.owner[u.key] = r.user
 		}
 	}
 	if err == nil {
@@ -477,6 +510,10 @@ func (c *committer) land() bool {
 // open group commit's writes) was not committed, so a request run on top of
 // it must run again.
 func (c *committer) commit() (rerun bool) {
+	if c.s.logs != nil {
+		c.commitLogged()
+		return false
+	}
 	if c.flight != nil {
 		<-c.flight.done
 		if c.land() && len(c.reqs) > 0 {

@@ -1,0 +1,184 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pryvsync/pryvsync/model"
+	"github.com/pryvsync/pryvsync/server/store"
+)
+
+// openNode opens a clustered store over log in its own directory; commits
+// it reports (its own and other nodes') are counted per user.
+func openNode(t *testing.T, log store.Log, seen *sync.Map) *store.Store {
+	t.Helper()
+	s, err := store.Open(store.Options{Dir: t.TempDir(), SyncWrites: false, Log: log, OnCommit: func(cs []store.Commit) {
+		if seen == nil {
+			return
+		}
+		for _, c := range cs {
+			v, _ := seen.LoadOrStore(c.User, new(sync.Map))
+			v.(*sync.Map).Store(c.Head, true)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Two nodes write for the same users at once: each user's sequence numbers
+// are gap-free and unique across both nodes, every acknowledged write is
+// on both, and both nodes end with the same heads and feeds.
+func TestTwoNodesCommittingForOneUserNeverForkTheLog(t *testing.T) {
+	log := store.NewMemLog()
+	var seenB sync.Map
+	a := openNode(t, log, nil)
+	b := openNode(t, log, &seenB)
+	if a.Epoch() != b.Epoch() {
+		t.Fatalf("epochs differ: %s, %s", a.Epoch(), b.Epoch())
+	}
+	ctx := context.Background()
+	users := []string{user, "bobby"}
+	for _, u := range users {
+		if err := a.Update(ctx, u, func(tx *store.Tx) error {
+			_, err := tx.PutItem(model.KindChannel, "ch", channelDoc("ch"))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const writers, each = 6, 40
+	var mu sync.Mutex
+	seqs := map[string]map[uint64]string{}
+	var wg sync.WaitGroup
+	for w := range writers {
+		node := []*store.Store{a, b}[w%2]
+		u := users[(w/2)%len(users)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				id := fmt.Sprintf("e-%d-%d", w, i)
+				var seq uint64
+				err := node.Update(ctx, u, func(tx *store.Tx) error {
+					var err error
+					seq, err = tx.PutItem(model.KindEvent, id, eventDoc("ch", float64(i), nil))
+					return err
+				})
+				if err != nil {
+					t.Errorf("%s on node %d: %v", id, w%2, err)
+					return
+				}
+				mu.Lock()
+				if seqs[u] == nil {
+					seqs[u] = map[uint64]string{}
+				}
+				if other, dup := seqs[u][seq]; dup {
+					t.Errorf("%s: seq %d given to %s and %s", u, seq, other, id)
+				}
+				seqs[u][seq] = id
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d appends lost a race and ran again", log.Conflicts())
+	for _, u := range users {
+		for _, s := range []*store.Store{a, b} {
+			if err := s.CatchUp(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ha, _ := a.Head(u)
+		hb, _ := b.Head(u)
+		// The channel took seq 1; each event one more.
+		want := uint64(1 + len(seqs[u]))
+		if ha != want || hb != want {
+			t.Fatalf("%s: heads %d and %d, want %d", u, ha, hb, want)
+		}
+		for seq := uint64(2); seq <= want; seq++ {
+			if seqs[u][seq] == "" {
+				t.Fatalf("%s: seq %d was given to no acknowledged write (gap)", u, seq)
+			}
+		}
+		fa, fb := feedOf(t, a, u), feedOf(t, b, u)
+		if fmt.Sprint(fa) != fmt.Sprint(fb) {
+			t.Fatalf("%s: the nodes' feeds differ:\n%v\n%v", u, fa, fb)
+		}
+		if len(fa) != int(want) {
+			t.Fatalf("%s: feed holds %d entries, want %d", u, len(fa), want)
+		}
+	}
+	// Node B heard of node A's commits as of its own: its sessions follow
+	// the whole user.
+	v, ok := seenB.Load(user)
+	if !ok {
+		t.Fatal("node B reported no commit")
+	}
+	n := 0
+	v.(*sync.Map).Range(func(any, any) bool { n++; return true })
+	if want := 1 + len(seqs[user]); n != want {
+		t.Fatalf("node B reported %d of %s's %d commits", n, user, want)
+	}
+}
+
+func feedOf(t *testing.T, s *store.Store, u string) []string {
+	t.Helper()
+	var out []string
+	err := s.View(u, func(tx *store.Tx) error {
+		return tx.ReadFeed([]string{"ch", ""}, 0, func(e store.FeedEntry) (bool, error) {
+			out = append(out, fmt.Sprintf("%d:%s", e.Seq, e.ID))
+			return true, nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A node started on an existing log, with an empty directory, rebuilds its
+// cache from the log; a node whose log cannot be reached refuses writes
+// with ErrLogUnavailable and keeps nothing of them.
+func TestANewNodeRebuildsFromTheLogAndAnUnreachableLogRefusesWrites(t *testing.T) {
+	log := store.NewMemLog()
+	a := openNode(t, log, nil)
+	put(t, a, model.KindChannel, "ch", channelDoc("ch"))
+	for i := range 20 {
+		put(t, a, model.KindEvent, fmt.Sprintf("e%d", i), eventDoc("ch", float64(i), nil))
+	}
+	c := openNode(t, log, nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for head(t, c) != 21 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new node's head is %d, want 21", head(t, c))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if fa, fc := feedOf(t, a, user), feedOf(t, c, user); fmt.Sprint(fa) != fmt.Sprint(fc) {
+		t.Fatalf("rebuilt feed differs:\n%v\n%v", fa, fc)
+	}
+
+	log.SetDown(true)
+	err := a.Update(context.Background(), user, func(tx *store.Tx) error {
+		_, err := tx.PutItem(model.KindEvent, "lost", eventDoc("ch", 99, nil))
+		return err
+	})
+	if !errors.Is(err, store.ErrLogUnavailable) {
+		t.Fatalf("write with the log down: %v, want ErrLogUnavailable", err)
+	}
+	if _, ok := getItem(t, a, model.KindEvent, "lost"); ok {
+		t.Fatal("a write the log refused is in the store")
+	}
+	log.SetDown(false)
+	put(t, a, model.KindEvent, "back", eventDoc("ch", 100, nil))
+	if h := head(t, a); h != 22 {
+		t.Fatalf("head after the log came back: %d, want 22", h)
+	}
+}
