@@ -2,7 +2,7 @@ GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 PKGS := ./...
 
-.PHONY: build test test-long lint fmt-check vet staticcheck bench fuzz demo run clean
+.PHONY: build test test-long lint fmt-check vet staticcheck bench fuzz demo demo-cluster run clean
 
 build:
 	$(GO) build -o bin/pryvsync ./cmd/pryvsync
@@ -58,6 +58,11 @@ run: build
 
 demo: build
 	./scripts/demo.sh
+
+## demo-cluster: three NATS servers and two pryvsync nodes on loopback;
+## replicas on different nodes see each other's writes live.
+demo-cluster: build
+	./scripts/demo-cluster.sh
 
 clean:
 	rm -rf bin bench

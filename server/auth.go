@@ -103,13 +103,28 @@ func errBadToken() *model.Error {
 func (s *Server) resolveAccess(user string, r *http.Request) (*model.Access, error) {
 	token := tokenOf(r)
 	var a *model.Access
-	err := s.st.View(user, func(tx *store.Tx) error {
-		var err error
-		a, err = accessByToken(tx, user, token)
-		return err
-	})
-	if err != nil {
+	lookup := func() error {
+		return s.st.View(user, func(tx *store.Tx) error {
+			var err error
+			a, err = accessByToken(tx, user, token)
+			return err
+		})
+	}
+	if err := lookup(); err != nil {
 		return nil, err
+	}
+	if a == nil && s.cfg.Log != nil && token != "" {
+		// A cluster node may not have applied yet the access another
+		// node just created: take the user's log, then look again.
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		err := s.st.CatchUp(ctx, user)
+		cancel()
+		if err == nil {
+			err = lookup()
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if a == nil || a.Expired(s.now()) {
 		return nil, errBadToken()

@@ -217,6 +217,14 @@ var connCtx = context.Background()
 // welcome decides where the session resumes.
 func (ss *syncSession) welcome(h *syncproto.Hello) (*syncproto.Welcome, error) {
 	st := ss.s.st
+	// A cluster node first takes what other nodes wrote for the user: a
+	// replica that moved here resumes from a cursor another node gave it.
+	cctx, cancel := context.WithTimeout(ss.s.baseCtx, 10*time.Second)
+	err := st.CatchUp(cctx, ss.user)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
 	head, err := st.Head(ss.user)
 	if err != nil {
 		return nil, err

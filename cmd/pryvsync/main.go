@@ -42,6 +42,7 @@ commands:
   login            print a personal token
   replica ...      the local replica (init, sync, watch, status, events, channels, folders, rejections, attachment)
   backup, restore  copy the server store
+  nats             run a NATS cluster in this process, to try serve --store jetstream
   bench            run the benchmark workloads W1–W7 (DESIGN.md §6)
 `
 
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runBackup(ctx, args[1:], stdout, stderr)
 	case "restore":
 		return runRestore(ctx, args[1:], stdin, stdout, stderr)
+	case "nats":
+		return runNATS(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

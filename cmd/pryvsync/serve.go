@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/pryvsync/pryvsync/cluster"
 	"github.com/pryvsync/pryvsync/server"
 	"github.com/pryvsync/pryvsync/syncproto"
 )
@@ -63,8 +64,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM); with --tls-cert, serve HTTPS")
 	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address instead of the API address")
+	storeKind := fs.String("store", "badger", "badger (one node, embedded) or jetstream (a node of a cluster over --nats)")
+	natsURLs := fs.String("nats", "", "with --store jetstream: NATS server URLs, comma-separated")
+	natsReplicas := fs.Int("nats-replicas", 3, "with --store jetstream: replicas of the change-log stream when this node creates it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	switch {
+	case *storeKind != "badger" && *storeKind != "jetstream":
+		return usageError{"--store is badger or jetstream"}
+	case *storeKind == "jetstream" && *natsURLs == "":
+		return usageError{"--store jetstream needs --nats URL[,URL]"}
+	case *storeKind == "badger" && *natsURLs != "":
+		return usageError{"--nats goes with --store jetstream"}
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return usageError{"--tls-cert and --tls-key go together"}
@@ -77,6 +89,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	})
 	cfg.AdminKey = *adminKey
 	cfg.Logger = logger
+	if *storeKind == "jetstream" {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		jl, err := cluster.Connect(cctx, *natsURLs, cluster.Options{Replicas: *natsReplicas, Name: "pryvsync " + *listen})
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer jl.Close()
+		cfg.Log = jl
+		logger.Info("cluster node", "nats", *natsURLs)
+	}
 	srv, err := server.Open(cfg, *data)
 	if err != nil {
 		return err

@@ -1,0 +1,213 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pryvsync/pryvsync/server/store"
+)
+
+const (
+	// StreamName is the JetStream stream holding every user's change log.
+	StreamName = "PRYVSYNC"
+	// userSubjects is where users' entries go: pryvsync.u.<user>.
+	userPrefix   = "pryvsync.u."
+	userSubjects = userPrefix + "*"
+	// epochSubject holds the cluster's epoch (its first message wins).
+	epochSubject = "pryvsync.epoch"
+	// retryPause is the pause between attempts while the cluster elects a
+	// leader or the connection moves to another server.
+	retryPause = 50 * time.Millisecond
+	// attemptTimeout bounds one request to the cluster.
+	attemptTimeout = 2 * time.Second
+)
+
+// Options configure Connect.
+type Options struct {
+	// Replicas is the stream's replica count when Connect creates it
+	// (default 3).
+	Replicas int
+	// Name names the connection in the servers' monitoring.
+	Name string
+}
+
+// Log is the store.Log of a pryvsync cluster, kept in a JetStream stream:
+// one subject per user, file storage, replicated by the NATS servers' Raft.
+type Log struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+}
+
+var _ store.Log = (*Log)(nil)
+
+// Connect connects to the NATS servers at urls (comma-separated) and
+// creates the stream if it does not exist. It waits up to ctx for the
+// cluster to be able to take it.
+func Connect(ctx context.Context, urls string, o Options) (*Log, error) {
+	if o.Replicas <= 0 {
+		o.Replicas = 3
+	}
+	nc, err := nats.Connect(urls, nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+		nats.RetryOnFailedConnect(true), nats.ReconnectBufSize(-1))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connect to %s: %w", urls, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	cfg := jetstream.StreamConfig{
+		Name:       StreamName,
+		Subjects:   []string{userSubjects, epochSubject},
+		Storage:    jetstream.FileStorage,
+		Replicas:   o.Replicas,
+		Retention:  jetstream.LimitsPolicy,
+		Discard:    jetstream.DiscardNew,
+		Duplicates: 2 * time.Minute,
+	}
+	var stream jetstream.Stream
+	for {
+		// Each attempt has its own deadline: while the cluster elects
+		// its leader a request can go unanswered.
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		stream, err = js.Stream(actx, StreamName)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			stream, err = js.CreateStream(actx, cfg)
+		}
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			nc.Close()
+			return nil, fmt.Errorf("cluster: stream %s: %w (last attempt: %v)", StreamName, ctx.Err(), err)
+		case <-time.After(retryPause):
+		}
+	}
+	return &Log{nc: nc, js: js, stream: stream}, nil
+}
+
+// Close closes the connection.
+func (l *Log) Close() { l.nc.Close() }
+
+func subject(user string) string { return userPrefix + user }
+
+// Append implements store.Log: the entry is published with the expected
+// last sequence of the user's subject and id as its message id, so a retry
+// after an unknown outcome is answered with the first append's sequence.
+func (l *Log) Append(ctx context.Context, user string, prev uint64, id string, data []byte) (uint64, error) {
+	msg := &nats.Msg{Subject: subject(user), Data: data, Header: nats.Header{}}
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		ack, err := l.js.PublishMsg(actx, msg, jetstream.WithExpectLastSequencePerSubject(prev), jetstream.WithMsgID(id))
+		cancel()
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return 0, store.ErrLogConflict
+		}
+		if err := pause(ctx); err != nil {
+			return 0, fmt.Errorf("cluster: append for %s: %w", user, errors.Join(err, ctx.Err()))
+		}
+	}
+}
+
+// Read implements store.Log.
+func (l *Log) Read(ctx context.Context, user string, after uint64) ([]store.LogEntry, error) {
+	var out []store.LogEntry
+	next := after + 1
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		m, err := l.stream.GetMsg(actx, next, jetstream.WithGetMsgSubject(subject(user)))
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			if perr := pause(ctx); perr != nil {
+				return nil, fmt.Errorf("cluster: read %s's log: %w", user, err)
+			}
+			continue
+		}
+		out = append(out, store.LogEntry{User: user, Seq: m.Sequence, Data: m.Data})
+		next = m.Sequence + 1
+	}
+}
+
+// Follow implements store.Log with an ordered consumer over every user's
+// subject.
+func (l *Log) Follow(ctx context.Context, from uint64, fn func(store.LogEntry)) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{userSubjects}}
+	if from > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	cons, err := l.stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		fn(store.LogEntry{User: strings.TrimPrefix(msg.Subject(), userPrefix), Seq: md.Sequence.Stream, Data: msg.Data()})
+	}
+}
+
+// Epoch implements store.Log: the first node to publish an epoch sets it.
+func (l *Log) Epoch(ctx context.Context, proposal string) (string, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		_, err := l.js.PublishMsg(actx, &nats.Msg{Subject: epochSubject, Data: []byte(proposal)}, jetstream.WithExpectLastSequencePerSubject(0))
+		var apiErr *jetstream.APIError
+		if err == nil {
+			cancel()
+			return proposal, nil
+		}
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			m, err := l.stream.GetLastMsgForSubject(actx, epochSubject)
+			if err == nil {
+				cancel()
+				return string(m.Data), nil
+			}
+		}
+		cancel()
+		if err := pause(ctx); err != nil {
+			return "", err
+		}
+	}
+}
+
+func pause(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(retryPause):
+		return nil
+	}
+}
