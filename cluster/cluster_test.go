@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -40,7 +41,7 @@ func startNode(t *testing.T, urls string) *node {
 	}
 	cfg := server.DefaultConfig()
 	cfg.PasswordCost = 4
-	cfg.Log = l
+	cfg.Log, cfg.Blobs = l, l
 	srv, err := server.Open(cfg, t.TempDir())
 	if err != nil {
 		l.Close()
@@ -372,5 +373,44 @@ func TestAReplicaMovesToTheOtherNodeAndResumes(t *testing.T) {
 		if la[i].ID != lb[i].ID || la[i].Modified != lb[i].Modified {
 			t.Fatalf("the replicas differ at %d: %+v vs %+v", i, la[i], lb[i])
 		}
+	}
+}
+
+// An attachment uploaded through node A is served by node B, from the
+// replicated object store, byte for byte.
+func TestAnAttachmentUploadedOnOneNodeIsServedByTheOther(t *testing.T) {
+	_, a, b, tok := setup(t)
+	photo := bytes.Repeat([]byte("\x89PNG not really "), 4096)
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	ev, _ := w.CreateFormField("event")
+	ev.Write([]byte(`{"type":{"class":"picture","format":"attached"},"time":10}`))
+	fw, _ := w.CreateFormFile("photo", "photo.png")
+	fw.Write(photo)
+	w.Close()
+	req, _ := http.NewRequest("POST", a.url+"/"+user+"/diary/events", &buf)
+	req.Header.Set("Authorization", tok)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		ID string `json:"id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || created.ID == "" {
+		t.Fatalf("upload through A: %d %+v", resp.StatusCode, created)
+	}
+	path := "/" + user + "/diary/events/" + created.ID + "/photo"
+	var got []byte
+	waitFor(t, "node B to serve the attachment", func() bool {
+		var st int
+		st, got = do(b, "GET", path, tok, "")
+		return st == 200
+	})
+	if !bytes.Equal(got, photo) {
+		t.Fatalf("node B served %d bytes that differ from the %d uploaded", len(got), len(photo))
 	}
 }

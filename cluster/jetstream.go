@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -43,9 +44,16 @@ type Log struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	files  jetstream.ObjectStore
 }
 
-var _ store.Log = (*Log)(nil)
+var (
+	_ store.Log   = (*Log)(nil)
+	_ store.Blobs = (*Log)(nil)
+)
+
+// FilesBucket is the object store holding attachment content.
+const FilesBucket = "pryvsync-files"
 
 // Connect connects to the NATS servers at urls (comma-separated) and
 // creates the stream if it does not exist. It waits up to ctx for the
@@ -93,7 +101,56 @@ func Connect(ctx context.Context, urls string, o Options) (*Log, error) {
 		case <-time.After(retryPause):
 		}
 	}
-	return &Log{nc: nc, js: js, stream: stream}, nil
+	var files jetstream.ObjectStore
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		files, err = js.ObjectStore(actx, FilesBucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			files, err = js.CreateObjectStore(actx, jetstream.ObjectStoreConfig{
+				Bucket: FilesBucket, Storage: jetstream.FileStorage, Replicas: o.Replicas,
+			})
+		}
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			nc.Close()
+			return nil, fmt.Errorf("cluster: object store %s: %w (last attempt: %v)", FilesBucket, ctx.Err(), err)
+		case <-time.After(retryPause):
+		}
+	}
+	return &Log{nc: nc, js: js, stream: stream, files: files}, nil
+}
+
+// Put implements store.Blobs.
+func (l *Log) Put(ctx context.Context, name string, r io.Reader) error {
+	_, err := l.files.Put(ctx, jetstream.ObjectMeta{Name: name}, r)
+	return err
+}
+
+// Get implements store.Blobs.
+func (l *Log) Get(ctx context.Context, name string, w io.Writer) error {
+	res, err := l.files.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return store.ErrBlobNotFound
+	}
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	_, err = io.Copy(w, res)
+	return err
+}
+
+// Delete implements store.Blobs.
+func (l *Log) Delete(ctx context.Context, name string) error {
+	err := l.files.Delete(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return store.ErrBlobNotFound
+	}
+	return err
 }
 
 // Close closes the connection.

@@ -27,8 +27,10 @@ type Config struct {
 	// AdminKey enables the system API (POST /system/users). Empty: off (404).
 	AdminKey string
 	// Log, when set, makes this server a node of a cluster whose change
-	// logs it holds (store.Options.Log); nil: a single node.
-	Log store.Log
+	// logs it holds (store.Options.Log); nil: a single node. Blobs
+	// replicates attachment content between the nodes (store.Options.Blobs).
+	Log   store.Log
+	Blobs store.Blobs
 	// MaxBodyBytes bounds JSON bodies. Default 10 MiB.
 	MaxBodyBytes int64
 	// MaxAttachmentBytes bounds one attachment. Default 100 MiB.
@@ -154,7 +156,7 @@ func Open(cfg Config, dir string) (*Server, error) {
 	cfg.fill()
 	hub := NewHub()
 	commits := newCommitClock(hub)
-	st, err := store.Open(store.Options{Dir: dir, SyncWrites: dir != "", Logger: cfg.Logger.Named("store"), Now: cfg.Now, OnCommit: commits.onCommit, Log: cfg.Log})
+	st, err := store.Open(store.Options{Dir: dir, SyncWrites: dir != "", Logger: cfg.Logger.Named("store"), Now: cfg.Now, OnCommit: commits.onCommit, Log: cfg.Log, Blobs: cfg.Blobs})
 	if err != nil {
 		return nil, err
 	}

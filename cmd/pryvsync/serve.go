@@ -97,7 +97,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer jl.Close()
-		cfg.Log = jl
+		cfg.Log, cfg.Blobs = jl, jl
 		logger.Info("cluster node", "nats", *natsURLs)
 	}
 	srv, err := server.Open(cfg, *data)

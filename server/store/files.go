@@ -1,8 +1,10 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -10,7 +12,84 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"time"
 )
+
+// Blobs is a replicated store of attachment content, shared by the nodes
+// of a cluster (Options.Blobs): content a node keeps is put there before
+// any change may reference it, and a node that lacks content it must serve
+// or check fetches it. Names are "<user>/<digest>".
+type Blobs interface {
+	Put(ctx context.Context, name string, r io.Reader) error
+	// Get writes the content to w; ErrBlobNotFound when there is none.
+	Get(ctx context.Context, name string, w io.Writer) error
+	Delete(ctx context.Context, name string) error
+}
+
+// ErrBlobNotFound is returned by Blobs.Get for content it does not hold.
+var ErrBlobNotFound = errors.New("store: no such content")
+
+// blobTimeout bounds one transfer to or from Blobs.
+const blobTimeout = 5 * time.Minute
+
+func blobName(user, digest string) string { return user + "/" + digest }
+
+// putBlob copies kept content to Blobs (cluster mode).
+func (s *Store) putBlob(user, digest string) error {
+	if s.opts.Blobs == nil {
+		return nil
+	}
+	f, err := os.Open(s.FilePath(user, digest))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), blobTimeout)
+	defer cancel()
+	if err := s.opts.Blobs.Put(ctx, blobName(user, digest), f); err != nil {
+		return fmt.Errorf("store: replicate content: %w", err)
+	}
+	return nil
+}
+
+// fetchBlob brings content this node lacks from Blobs and reports whether
+// it now holds it. The content is checked against its digest.
+func (s *Store) fetchBlob(user, digest string) bool {
+	if s.opts.Blobs == nil {
+		return false
+	}
+	dir := filepath.Join(s.filesDir, user)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false
+	}
+	tmp, err := os.CreateTemp(dir, "fetch-*")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	ctx, cancel := context.WithTimeout(context.Background(), blobTimeout)
+	err = s.opts.Blobs.Get(ctx, blobName(user, digest), io.MultiWriter(tmp, h))
+	cancel()
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if !errors.Is(err, ErrBlobNotFound) {
+			s.log.Warn("fetching content", "error", err)
+		}
+		return false
+	}
+	if hex.EncodeToString(h.Sum(nil)) != digest {
+		s.log.Error("replicated content does not match its digest", "digest", digest)
+		return false
+	}
+	dst := s.FilePath(user, digest)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return false
+	}
+	return os.Rename(tmp.Name(), dst) == nil
+}
 
 // filesMu serialises keeping and removing content; pending counts uploads
 // whose reference is not committed yet (see SaveFile and RemoveFile).
@@ -59,15 +138,20 @@ func (s *Store) SaveFile(user string, r io.Reader, limit int64) (digest string, 
 		return "", 0, err
 	}
 	filesMu.Lock()
-	defer filesMu.Unlock()
 	if _, err := os.Stat(dst); err != nil {
 		if err := os.Rename(tmp.Name(), dst); err != nil {
+			filesMu.Unlock()
 			return "", 0, fmt.Errorf("store: keep upload: %w", err)
 		}
 	}
 	// Until the caller has committed the reference (or given up), a
 	// removal racing with this upload leaves the content alone.
 	pending[user+"/"+digest]++
+	filesMu.Unlock()
+	if err := s.putBlob(user, digest); err != nil {
+		s.ReleaseFile(user, digest)
+		return "", 0, err
+	}
 	return digest, n, nil
 }
 
@@ -76,8 +160,10 @@ func (s *Store) HasFile(user, digest string) bool {
 	if !ValidDigest(digest) {
 		return false
 	}
-	_, err := os.Stat(s.FilePath(user, digest))
-	return err == nil
+	if _, err := os.Stat(s.FilePath(user, digest)); err == nil {
+		return true
+	}
+	return s.fetchBlob(user, digest)
 }
 
 // OpenFile opens stored content.
@@ -85,7 +171,11 @@ func (s *Store) OpenFile(user, digest string) (*os.File, error) {
 	if !ValidDigest(digest) {
 		return nil, os.ErrNotExist
 	}
-	return os.Open(s.FilePath(user, digest))
+	f, err := os.Open(s.FilePath(user, digest))
+	if errors.Is(err, os.ErrNotExist) && s.fetchBlob(user, digest) {
+		return os.Open(s.FilePath(user, digest))
+	}
+	return f, err
 }
 
 // ErrTooLarge is returned when content exceeds its limit.
@@ -139,6 +229,13 @@ func (s *Store) RemoveFile(user, digest string) {
 	})
 	if !referenced {
 		os.Remove(s.FilePath(user, digest))
+		if s.opts.Blobs != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), blobTimeout)
+			if err := s.opts.Blobs.Delete(ctx, blobName(user, digest)); err != nil && !errors.Is(err, ErrBlobNotFound) {
+				s.log.Warn("deleting replicated content", "error", err)
+			}
+			cancel()
+		}
 	}
 }
 
@@ -196,10 +293,12 @@ func (u *Upload) Commit(want string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
-	if _, err := os.Stat(dst); err == nil {
-		return nil
+	if _, err := os.Stat(dst); err != nil {
+		if err := os.Rename(u.f.Name(), dst); err != nil {
+			return err
+		}
 	}
-	return os.Rename(u.f.Name(), dst)
+	return u.s.putBlob(u.user, want)
 }
 
 // ErrDigestMismatch says uploaded content does not hash to its digest.

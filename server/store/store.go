@@ -39,6 +39,9 @@ type Options struct {
 	// Log, if set, makes the store a node of a cluster: group commits go
 	// through this replicated log first (see logged.go).
 	Log Log
+	// Blobs, if set, replicates attachment content between the nodes of
+	// a cluster (see files.go).
+	Blobs Blobs
 }
 
 // Commit describes one committed write request, for the hub.
