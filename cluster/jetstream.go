@@ -72,6 +72,17 @@ func Connect(ctx context.Context, urls string, o Options) (*Log, error) {
 		nc.Close()
 		return nil, err
 	}
+	for nc.MaxPayload() == 0 && ctx.Err() == nil {
+		time.Sleep(retryPause) // not connected yet (RetryOnFailedConnect)
+	}
+	if ctx.Err() != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: no NATS server reachable at %s: %w", urls, ctx.Err())
+	}
+	if p := nc.MaxPayload(); p < MinPayload {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: the NATS servers allow messages of %d bytes; pryvsync needs max_payload of at least %d (8MB)", p, MinPayload)
+	}
 	cfg := jetstream.StreamConfig{
 		Name:       StreamName,
 		Subjects:   []string{userSubjects, epochSubject},
@@ -153,6 +164,16 @@ func (l *Log) Delete(ctx context.Context, name string) error {
 	return err
 }
 
+// MinPayload is the smallest max_payload Connect accepts from the NATS
+// servers: one log entry holds a whole push (a frame of up to 2 MiB, its
+// items written twice, indexes and results), and NATS's default of 1 MiB
+// would refuse it.
+const MinPayload = 8 << 20
+
+// MaxEntry implements store.Log: the servers' max_payload, less room for
+// headers.
+func (l *Log) MaxEntry() int { return int(l.nc.MaxPayload()) - 64<<10 }
+
 // Close closes the connection.
 func (l *Log) Close() { l.nc.Close() }
 
@@ -173,6 +194,9 @@ func (l *Log) Append(ctx context.Context, user string, prev uint64, id string, d
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
 			return 0, store.ErrLogConflict
+		}
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return 0, fmt.Errorf("cluster: append for %s: %w", user, err)
 		}
 		if err := pause(ctx); err != nil {
 			return 0, fmt.Errorf("cluster: append for %s: %w", user, errors.Join(err, ctx.Err()))
@@ -233,6 +257,24 @@ func (l *Log) Follow(ctx context.Context, from uint64, fn func(store.LogEntry)) 
 			return err
 		}
 		fn(store.LogEntry{User: strings.TrimPrefix(msg.Subject(), userPrefix), Seq: md.Sequence.Stream, Data: msg.Data()})
+	}
+}
+
+// Last implements store.Log: the stream sequence of the last user entry.
+func (l *Log) Last(ctx context.Context) (uint64, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		m, err := l.stream.GetLastMsgForSubject(actx, userSubjects)
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return 0, nil
+		}
+		if err == nil {
+			return m.Sequence, nil
+		}
+		if perr := pause(ctx); perr != nil {
+			return 0, fmt.Errorf("cluster: last entry: %w", err)
+		}
 	}
 }
 

@@ -52,6 +52,7 @@ func StartNATS(dir string, n int) (*NATS, error) {
 			Routes:     routes,
 			NoLog:      true,
 			NoSigs:     true,
+			MaxPayload: 64 << 20, // the most NATS allows; see MinPayload
 		}
 		if n == 1 {
 			o.Cluster, o.Routes = server.ClusterOpts{}, nil

@@ -21,6 +21,10 @@ type Config struct {
 	// ServerPID is the external server's process id, for W5's memory figure
 	// (0: not measured).
 	ServerPID int
+	// Cluster runs each workload's in-process server as node A of a
+	// cluster: three NATS servers with JetStream in this process and a
+	// second node B; W3's receiving replica is on node B.
+	Cluster bool
 
 	// N is the size of the big initial sync (W1 pulls N and N/10 events,
 	// W4 spreads N over 10 channels). Default 100 000.

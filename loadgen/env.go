@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pryvsync/pryvsync/cluster"
 	"github.com/pryvsync/pryvsync/crdt"
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/server"
@@ -30,6 +31,14 @@ type env struct {
 	hs       *http.Server
 	dir      string
 	hc       *http.Client
+
+	// Cluster mode: the NATS servers, node B and its URL (urlB is url
+	// otherwise), and each node's connection to the cluster.
+	nats  *cluster.NATS
+	srvB  *server.Server
+	hsB   *http.Server
+	urlB  string
+	links []*cluster.Log
 }
 
 // newEnv starts an in-process server (or uses cfg.Server) for one workload.
@@ -44,26 +53,65 @@ func newEnv(ctx context.Context, cfg Config) (*env, error) {
 			os.RemoveAll(dir)
 			return nil, errors.New("loadgen: an external server needs its admin key (--admin-key) to create bench users")
 		}
+		e.urlB = e.url
 		return e, nil
 	}
 	e.adminKey = model.NewToken()
-	srv, url, hs, err := startServer(filepath.Join(dir, "server"), e.adminKey, "127.0.0.1:0", nil)
+	if cfg.Cluster {
+		if err := e.startCluster(ctx); err != nil {
+			e.close()
+			return nil, err
+		}
+		return e, nil
+	}
+	srv, url, hs, err := startServer(filepath.Join(dir, "server"), e.adminKey, "127.0.0.1:0", nil, nil)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	e.srv, e.url, e.hs = srv, url, hs
+	e.srv, e.url, e.hs, e.urlB = srv, url, hs, url
 	return e, nil
+}
+
+// startCluster starts three NATS servers and two nodes over them.
+func (e *env) startCluster(ctx context.Context) error {
+	nc, err := cluster.StartNATS(filepath.Join(e.dir, "nats"), 3)
+	if err != nil {
+		return err
+	}
+	e.nats = nc
+	for i, name := range []string{"node-a", "node-b"} {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		link, err := cluster.Connect(cctx, nc.URLs(), cluster.Options{Name: name})
+		cancel()
+		if err != nil {
+			return err
+		}
+		e.links = append(e.links, link)
+		srv, url, hs, err := startServer(filepath.Join(e.dir, name), e.adminKey, "127.0.0.1:0", nil, link)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			e.srv, e.url, e.hs = srv, url, hs
+		} else {
+			e.srvB, e.urlB, e.hsB = srv, url, hs
+		}
+	}
+	return nil
 }
 
 // startServer opens a server on an on-disk store (SyncWrites on) and serves
 // it on listen. Bench settings: cheap bcrypt, and connections per user
 // bounded only by the open-file limit.
-func startServer(dir, adminKey, listen string, ln net.Listener) (*server.Server, string, *http.Server, error) {
+func startServer(dir, adminKey, listen string, ln net.Listener, link *cluster.Log) (*server.Server, string, *http.Server, error) {
 	cfg := server.DefaultConfig()
 	cfg.AdminKey = adminKey
 	cfg.PasswordCost = 4
 	cfg.MaxConnsPerUser = 1 << 20
+	if link != nil {
+		cfg.Log, cfg.Blobs = link, link
+	}
 	srv, err := server.Open(cfg, dir)
 	if err != nil {
 		return nil, "", nil, err
@@ -83,6 +131,16 @@ func (e *env) close() {
 	if e.srv != nil {
 		e.srv.Close()
 		e.hs.Close()
+	}
+	if e.srvB != nil {
+		e.srvB.Close()
+		e.hsB.Close()
+	}
+	for _, l := range e.links {
+		l.Close()
+	}
+	if e.nats != nil {
+		e.nats.Close()
 	}
 	e.hc.CloseIdleConnections()
 	os.RemoveAll(e.dir)

@@ -241,6 +241,9 @@ func (e *env) serverMemory(ctx context.Context, pid int) serverMem {
 // connection has received it.
 func W5(ctx context.Context, c Config) (*Result, error) {
 	c = c.Defaults()
+	if c.Cluster {
+		return nil, errors.New("W5 runs its server in a child process, which is not a cluster node: run it without --cluster")
+	}
 	start := time.Now()
 	limit := int(RaiseFileLimit())
 	conns := c.W5Conns

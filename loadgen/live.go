@@ -14,6 +14,12 @@ import (
 
 // openReplica opens a fresh replica configured with token.
 func (e *env) openReplica(user, token string) (*replica.Replica, error) {
+	return e.openReplicaAt(e.url, user, token)
+}
+
+// openReplicaAt opens a replica of the server at url (node B's, in
+// cluster mode).
+func (e *env) openReplicaAt(url, user, token string) (*replica.Replica, error) {
 	dir, err := e.tempDir("replica-")
 	if err != nil {
 		return nil, err
@@ -22,7 +28,7 @@ func (e *env) openReplica(user, token string) (*replica.Replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Configure(e.url, user, token); err != nil {
+	if err := r.Configure(url, user, token); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -186,8 +192,10 @@ func w3Run(ctx context.Context, c Config, e *env) (latencies, error) {
 			r.Close()
 		}
 	}()
-	for range 2 {
-		r, err := e.openReplica(a.user, a.personal)
+	// A writes through the server, B reads through node B (the same
+	// server unless in cluster mode).
+	for _, url := range []string{e.url, e.urlB} {
+		r, err := e.openReplicaAt(url, a.user, a.personal)
 		if err != nil {
 			return nil, err
 		}

@@ -228,7 +228,7 @@ func ServeChild(ctx context.Context, spec ServeSpec, stdin io.Reader, out io.Wri
 	if err != nil {
 		return err
 	}
-	srv, url, hs, err := startServer(spec.Dir, spec.AdminKey, "", ln)
+	srv, url, hs, err := startServer(spec.Dir, spec.AdminKey, "", ln, nil)
 	if err != nil {
 		ln.Close()
 		return err

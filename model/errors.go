@@ -28,6 +28,9 @@ const (
 	ErrTooManyRequests         = "too-many-requests"
 	ErrPayloadTooLarge         = "payload-too-large"
 	ErrUnexpected              = "unexpected-error"
+	// ErrUnavailable is not in SPEC §3.5: a cluster node answers it when
+	// the cluster's log cannot take a write (docs/OPERATIONS.md).
+	ErrUnavailable = "service-unavailable"
 )
 
 var statusOf = map[string]int{
@@ -52,6 +55,7 @@ var statusOf = map[string]int{
 	ErrTooManyRequests:         http.StatusTooManyRequests,
 	ErrPayloadTooLarge:         http.StatusRequestEntityTooLarge,
 	ErrUnexpected:              http.StatusInternalServerError,
+	ErrUnavailable:             http.StatusServiceUnavailable,
 }
 
 // Error is the one typed error of the API: an error id of SPEC §3.5, a

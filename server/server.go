@@ -254,7 +254,11 @@ func writeError(w http.ResponseWriter, err error) {
 // fail logs unexpected errors and answers them.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var me *model.Error
-	if !errors.As(err, &me) {
+	if !errors.As(err, &me) && errors.Is(err, store.ErrLogUnavailable) {
+		s.log.Warn("write refused: the cluster log is unavailable", "method", r.Method, "path", redactPath(r.URL.Path), "error", err)
+		me = model.Errorf(model.ErrUnavailable, "the cluster cannot take writes at the moment; try again")
+	}
+	if me == nil {
 		id := model.NewID()
 		s.log.Error("request failed", "request_id", id, "method", r.Method, "path", redactPath(r.URL.Path), "error", err)
 		writeJSON(w, 500, model.Errorf(model.ErrUnexpected, "unexpected error (request id %s)", id).WithData(map[string]any{"requestId": id}))

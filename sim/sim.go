@@ -52,6 +52,8 @@ import (
 
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/replica"
+	"github.com/pryvsync/pryvsync/server"
+	"github.com/pryvsync/pryvsync/server/store"
 	"github.com/pryvsync/pryvsync/syncproto"
 )
 
@@ -64,6 +66,11 @@ type Config struct {
 	Replicas int  // 2..5; the first is always personal
 	Ops      int  // scheduler steps
 	OnDisk   bool // on-disk server, crash-restarted sometimes
+	// Cluster makes the server a cluster node over a log shared with the
+	// nodes that replace it: a restart is then a node dying and its
+	// replicas reconnecting to another, which has an empty directory and
+	// rebuilds it from the log (store.MemLog).
+	Cluster bool
 	// Checkpoint is how many ops pass between heal-and-quiesce checks.
 	Checkpoint int
 }
@@ -158,10 +165,15 @@ func New(t testing.TB, cfg Config) *Sim {
 	// (and its replicas) closes before its directories are removed.
 	s.base = t.TempDir()
 	dir := ""
-	if cfg.OnDisk {
+	if cfg.OnDisk || cfg.Cluster {
 		dir = filepath.Join(s.base, "server")
 	}
-	s.W = NewWorld(t, dir)
+	if cfg.Cluster {
+		log := store.NewMemLog()
+		s.W = NewWorld(t, dir, func(c *server.Config) { c.Log = log })
+	} else {
+		s.W = NewWorld(t, dir)
+	}
 	s.setup()
 	return s
 }
@@ -425,7 +437,7 @@ func (s *Sim) Step() {
 	case x < 95:
 		s.restartReplica(s.pickRep())
 	case x < 97:
-		if s.Cfg.OnDisk {
+		if s.Cfg.OnDisk || s.Cfg.Cluster {
 			s.restartServer()
 		} else {
 			s.SyncStep(s.pickRep(), nil)

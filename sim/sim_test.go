@@ -30,7 +30,8 @@ func TestMain(m *testing.M) {
 func long() bool { return os.Getenv("PRYVSYNC_LONG") != "" }
 
 // simConfig is the configuration of one seed: 3 or 4 replicas, an on-disk
-// server for one seed in four.
+// server for one seed in four, a cluster node (replaced by a new node on an
+// empty directory at each restart) for another one in four.
 func simConfig(seed int64) Config {
 	ops := *opsFlag
 	if ops == 0 {
@@ -39,7 +40,7 @@ func simConfig(seed int64) Config {
 			ops = 120
 		}
 	}
-	return Config{Seed: seed, Replicas: 3 + int(seed%2), Ops: ops, OnDisk: seed%4 == 0}
+	return Config{Seed: seed, Replicas: 3 + int(seed%2), Ops: ops, OnDisk: seed%4 == 0, Cluster: seed%4 == 2}
 }
 
 // TestSim runs the seeded simulator over many seeds. Every failing seed

@@ -43,6 +43,7 @@ type World struct {
 	mu        sync.Mutex
 	endpoints []*Endpoint
 	replicas  []*replica.Replica
+	nodes     int // cluster mode: nodes started after the first
 }
 
 // NewWorld starts a server (in memory when dataDir is "") with one user and
@@ -109,7 +110,8 @@ func (w *World) close() {
 func (w *World) Server() *server.Server { return w.cur.Load() }
 
 // RestartServer closes the server and opens it again from its directory
-// (an on-disk world only).
+// (an on-disk world only). In a cluster world it opens another node, on a
+// new empty directory, over the same log.
 func (w *World) RestartServer() {
 	w.T.Helper()
 	if w.DataDir == "" {
@@ -121,7 +123,12 @@ func (w *World) RestartServer() {
 	if err := old.Close(); err != nil {
 		w.T.Fatalf("close server: %v", err)
 	}
-	srv, err := server.Open(w.Cfg, w.DataDir)
+	dir := w.DataDir
+	if w.Cfg.Log != nil {
+		w.nodes++
+		dir = fmt.Sprintf("%s-node%d", w.DataDir, w.nodes)
+	}
+	srv, err := server.Open(w.Cfg, dir)
 	if err != nil {
 		w.T.Fatalf("reopen server: %v", err)
 	}

@@ -42,6 +42,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	n := fs.Int("n", 100_000, "events of the big initial sync (W1 also runs n/10; W4 spreads n over 10 channels)")
 	runs := fs.Int("runs", 3, "measured runs per workload")
 	serverURL := fs.String("server", "", "root URL of a running server (default: one in-process server per workload, on a temporary on-disk store with SyncWrites)")
+	clusterMode := fs.Bool("cluster", false, "run each workload's server as a node of a cluster: 3 NATS servers (JetStream, R3) in this process and two nodes; W3's receiving replica on the second node (W5 does not run in this mode)")
 	adminKey := fs.String("admin-key", "", "admin key of the --server (bench users are created through the system API)")
 	serverPID := fs.Int("server-pid", 0, "process id of the --server, for W5's memory per connection")
 	out := fs.String("out", "", "write the results as JSON to this file")
@@ -107,7 +108,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Server: *serverURL, AdminKey: *adminKey, ServerPID: *serverPID,
 		N: *n, Runs: *runs, W2Events: *w2, W3Events: *w3, W3Pace: *w3pace, W5Conns: *w5, W5Writes: *w5writes,
 		W6Changes: *w6, W6SyncWriters: *w6sync, W6HTTPWriters: *w6http, W7Trials: *w7, W7Held: *w7held,
-		Dir: *dir, ProfileDir: *profileDir,
+		Dir: *dir, ProfileDir: *profileDir, Cluster: *clusterMode,
+	}
+	if *clusterMode && *serverURL != "" {
+		return usageError{"bench: --cluster starts its own nodes; it does not go with --server"}
 	}
 	if !*noChild {
 		cfg.Exec, cfg.ExecEnv = benchExec(), benchExecEnv

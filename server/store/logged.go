@@ -51,6 +51,11 @@ type Log interface {
 	// Epoch returns the cluster's epoch, setting it to proposal when the
 	// cluster has none yet.
 	Epoch(ctx context.Context, proposal string) (string, error)
+	// MaxEntry is the largest entry Append takes, in bytes: group commits
+	// are cut to fit.
+	MaxEntry() int
+	// Last is the sequence of the last entry of any user (0: none).
+	Last(ctx context.Context) (uint64, error)
 }
 
 // LogEntry is one entry of a user's log.
@@ -183,6 +188,37 @@ func (s *Store) openLog() error {
 		}
 	}()
 	return nil
+}
+
+// awaitLog returns once the follower has handled every entry the log held
+// when it was called: a node opened on an existing cluster serves only once
+// its cache is as current as the log (a new node rebuilds it here).
+func (s *Store) awaitLog(ctx context.Context) error {
+	ls := s.logs
+	lctx, cancel := context.WithTimeout(ctx, time.Minute)
+	last, err := ls.log.Last(lctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrLogUnavailable, err)
+	}
+	logged := time.Now()
+	for {
+		ls.mu.Lock()
+		pos := ls.pos
+		ls.mu.Unlock()
+		if pos >= last {
+			return nil
+		}
+		if time.Since(logged) > 10*time.Second {
+			s.log.Info("catching up with the cluster log", "at", pos, "of", last)
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // closeLog stops following the log (before the committer stops).

@@ -111,6 +111,16 @@ func (m *MemLog) Conflicts() int {
 	return m.refused
 }
 
+// MaxEntry implements Log: 64 MiB, as a NATS server allows at most.
+func (m *MemLog) MaxEntry() int { return 64 << 20 }
+
+// Last implements Log.
+func (m *MemLog) Last(context.Context) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return uint64(len(m.entries)), nil
+}
+
 // Len is the number of entries in the log.
 func (m *MemLog) Len() int {
 	m.mu.Lock()

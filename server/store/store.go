@@ -141,6 +141,12 @@ func Open(opts Options) (*Store, error) {
 		}
 	}
 	go s.commitLoop()
+	if s.logs != nil {
+		if err := s.awaitLog(context.Background()); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -341,6 +347,11 @@ func newCommitter(s *Store) *committer {
 		maxSize:  s.db.MaxBatchSize() / 2,
 		cheads:   map[string]uint64{},
 		hint:     64,
+	}
+	if s.logs != nil {
+		// A group commit's writes for one user are one log entry: keep the
+		// whole group within an entry, with room for the encoding.
+		c.maxSize = min(c.maxSize, int64(s.logs.log.MaxEntry())*3/4)
 	}
 	c.reset()
 	return c
