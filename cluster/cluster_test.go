@@ -8,6 +8,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -412,5 +413,12 @@ func TestAnAttachmentUploadedOnOneNodeIsServedByTheOther(t *testing.T) {
 	})
 	if !bytes.Equal(got, photo) {
 		t.Fatalf("node B served %d bytes that differ from the %d uploaded", len(got), len(photo))
+	}
+}
+
+func TestRedactDropsCredentials(t *testing.T) {
+	got := cluster.Redact("nats://user:secret@n1:4222, nats://n2:4222,nats://tok@n3:4222")
+	if strings.Contains(got, "secret") || strings.Contains(got, "tok@") || !strings.Contains(got, "n1:4222") || !strings.Contains(got, "n3:4222") {
+		t.Fatalf("Redact: %s", got)
 	}
 }

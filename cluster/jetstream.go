@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 
@@ -65,7 +66,7 @@ func Connect(ctx context.Context, urls string, o Options) (*Log, error) {
 	nc, err := nats.Connect(urls, nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 		nats.RetryOnFailedConnect(true), nats.ReconnectBufSize(-1))
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect to %s: %w", urls, err)
+		return nil, fmt.Errorf("cluster: connect to %s: %w", Redact(urls), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -77,7 +78,7 @@ func Connect(ctx context.Context, urls string, o Options) (*Log, error) {
 	}
 	if ctx.Err() != nil {
 		nc.Close()
-		return nil, fmt.Errorf("cluster: no NATS server reachable at %s: %w", urls, ctx.Err())
+		return nil, fmt.Errorf("cluster: no NATS server reachable at %s: %w", Redact(urls), ctx.Err())
 	}
 	if p := nc.MaxPayload(); p < MinPayload {
 		nc.Close()
@@ -178,6 +179,20 @@ func (l *Log) MaxEntry() int { return int(l.nc.MaxPayload()) - 64<<10 }
 func (l *Log) Close() { l.nc.Close() }
 
 func subject(user string) string { return userPrefix + user }
+
+// Redact returns urls (comma-separated) without their credentials, for logs.
+func Redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = nil
+			parts[i] = u.String()
+		} else if err != nil {
+			parts[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(parts, ",")
+}
 
 // Append implements store.Log: the entry is published with the expected
 // last sequence of the user's subject and id as its message id, so a retry

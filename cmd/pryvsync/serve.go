@@ -98,7 +98,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer jl.Close()
 		cfg.Log, cfg.Blobs = jl, jl
-		logger.Info("cluster node", "nats", *natsURLs)
+		logger.Info("cluster node", "nats", cluster.Redact(*natsURLs))
 	}
 	srv, err := server.Open(cfg, *data)
 	if err != nil {

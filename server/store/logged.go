@@ -470,7 +470,9 @@ func (c *committer) appendAndWrite(attempt int) (lost []*request) {
 		p := parts[u]
 		if p == nil {
 			// Only keys of this group's requests are in the write set.
-			s.log.Error("a write without its request's user", "key", k)
+			// (The key's first segment only: a token is a key.)
+			kind, _, _ := strings.Cut(k, "/")
+			s.log.Error("a write without its request's user", "key_kind", kind)
 			continue
 		}
 		p.rec.Writes = append(p.rec.Writes, logWrite{Key: k, Val: v, Del: v == nil})
