@@ -7,9 +7,13 @@ PKGS := ./...
 build:
 	$(GO) build -o bin/pryvsync ./cmd/pryvsync
 
-## test: the CI suite: formatting, vet, staticcheck, and every test with -race.
+## test: the CI suite: formatting, vet, staticcheck, and every test with -race;
+## then the server, replica and browser tests again with their servers as
+## cluster nodes over an in-memory log (the NATS log: package cluster).
+CLUSTER_PKGS := ./server ./replica ./e2e
 test: fmt-check vet staticcheck
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+	PRYVSYNC_TEST_STORE=log $(GO) test -race -count=1 -timeout 9m $(CLUSTER_PKGS)
 
 test-long:
 	PRYVSYNC_LONG=1 $(GO) test -race -count=1 -timeout 60m $(PKGS)

@@ -89,8 +89,8 @@ func setup(t *testing.T) (*cluster.NATS, *node, *node, string) {
 	call(t, a, "POST", "/"+user+"/channels", tok, `{"id":"diary","name":"Diary"}`, 201)
 	// B follows the log: the token and the channel reach it.
 	waitFor(t, "node B to know the channel", func() bool {
-		st, _ := do(b, "GET", "/"+user+"/channels", tok, "")
-		return st == 200
+		st, body := do(b, "GET", "/"+user+"/channels", tok, "")
+		return st == 200 && bytes.Contains(body, []byte(`"diary"`))
 	})
 	return nc, a, b, tok
 }

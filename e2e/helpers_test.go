@@ -73,6 +73,7 @@ func startServer(t *testing.T) *env {
 	cfg := server.DefaultConfig()
 	cfg.AdminKey = adminKey
 	cfg.PasswordCost = 4
+	server.ConfigForTest(&cfg)
 	srv, err := server.Open(cfg, "")
 	if err != nil {
 		t.Fatalf("server.Open: %v", err)

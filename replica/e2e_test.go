@@ -27,6 +27,7 @@ func newE2E(t *testing.T) *e2e {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.PasswordCost = 4
+	server.ConfigForTest(&cfg)
 	srv, err := server.Open(cfg, "")
 	if err != nil {
 		t.Fatalf("open server: %v", err)

@@ -35,6 +35,7 @@ func newEnv(t testing.TB, cfg ...func(*server.Config)) *testEnv {
 	c.AdminKey = testAdminKey
 	c.PasswordCost = 4
 	c.Logger = hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn})
+	server.ConfigForTest(&c)
 	for _, f := range cfg {
 		f(&c)
 	}

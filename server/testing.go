@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"os"
 
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/server/store"
@@ -28,4 +29,19 @@ func CreateAccessForTest(s *Server, user string, a *model.Access) (string, error
 		return tx.AccessChanged(a.ID)
 	})
 	return a.Token, err
+}
+
+// TestStoreEnv names the environment variable with which the tests of the
+// server, the replica and the browser run their servers as cluster nodes
+// over an in-memory log (PRYVSYNC_TEST_STORE=log): `make test` runs them
+// both ways, so the same API, protocol and guarantees hold on either
+// store. The NATS log itself is tested in package cluster.
+const TestStoreEnv = "PRYVSYNC_TEST_STORE"
+
+// ConfigForTest makes c a cluster node over a new in-memory log when
+// TestStoreEnv asks for it (tests only).
+func ConfigForTest(c *Config) {
+	if os.Getenv(TestStoreEnv) == "log" {
+		c.Log = store.NewMemLog()
+	}
 }

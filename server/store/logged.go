@@ -454,15 +454,20 @@ func (c *committer) appendAndWrite(attempt int) (lost []*request) {
 	}
 	// Each user's writes and commits.
 	type part struct {
-		rec  logRecord
-		seq  uint64
-		err  error
-		prev uint64
+		rec    logRecord
+		seq    uint64
+		err    error
+		prev   uint64
+		failed bool // a request of the user failed
+		stale  bool // the node had not applied the user's last entry
 	}
 	parts := map[string]*part{}
-	for _, r := range c.reqs {
+	for i, r := range c.reqs {
 		if parts[r.user] == nil {
 			parts[r.user] = &part{}
+		}
+		if c.results[i] != nil {
+			parts[r.user].failed = true
 		}
 	}
 	for k, v := range c.writes {
@@ -494,7 +499,19 @@ func (c *committer) appendAndWrite(attempt int) (lost []*request) {
 	var wg sync.WaitGroup
 	for u, p := range parts {
 		if len(p.rec.Writes) == 0 {
-			continue // every request of the user failed: nothing to append
+			if !p.failed {
+				continue
+			}
+			// Nothing to append, but a refusal is an answer too: it holds
+			// only if this node had the user's latest entry when it
+			// decided (an append would have checked that).
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				newer, err := ls.log.Read(ctx, u, p.prev)
+				p.stale, p.err = len(newer) > 0, err
+			}()
+			continue
 		}
 		slices.SortFunc(p.rec.Writes, func(a, b logWrite) int { return strings.Compare(a.Key, b.Key) })
 		data, err := msgpack.Marshal(&p.rec)
@@ -577,13 +594,15 @@ func (c *committer) appendAndWrite(attempt int) (lost []*request) {
 		res := c.results[i]
 		p := parts[r.user]
 		switch {
-		case res != nil:
+		case (p.stale || errors.Is(p.err, ErrLogConflict)) && attempt < logRetries:
+			// The user's requests, failed ones too, read a state the log
+			// had moved past: they run again once this node catches up.
+			lost = append(lost, r)
+			continue
+		case res != nil && p.err == nil:
 		case err != nil:
 			res = err
 		case p.seq > 0:
-		case errors.Is(p.err, ErrLogConflict) && attempt < logRetries:
-			lost = append(lost, r)
-			continue
 		case p.err != nil:
 			res = fmt.Errorf("%w: %v", ErrLogUnavailable, p.err)
 		}

@@ -182,3 +182,37 @@ func TestANewNodeRebuildsFromTheLogAndAnUnreachableLogRefusesWrites(t *testing.T
 		t.Fatalf("head after the log came back: %d, want 22", h)
 	}
 }
+
+// A node that has not applied another node's latest entry for a user does
+// not refuse a request on that stale state: a refusal is checked against
+// the log, and the request runs again once the node has caught up. A
+// refusal on a state that is current stands.
+func TestARefusalOnAStaleNodeIsCheckedAgainstTheLog(t *testing.T) {
+	log := store.NewMemLog()
+	a := openNode(t, log, nil)
+	b := openNode(t, log, nil)
+	log.Hold(true) // node B will not hear of A's channel by itself
+	put(t, a, model.KindChannel, "ch", channelDoc("ch"))
+	errNoChannel := errors.New("no such channel")
+	needChannel := func(tx *store.Tx) error {
+		if _, ok, err := tx.Item(model.KindChannel, "ch"); err != nil || !ok {
+			return errors.Join(errNoChannel, err)
+		}
+		_, err := tx.PutItem(model.KindEvent, "e1", eventDoc("ch", 1, nil))
+		return err
+	}
+	if err := b.Update(context.Background(), user, needChannel); err != nil {
+		t.Fatalf("node B refused a write on a channel node A created: %v", err)
+	}
+	// A refusal that holds: no such item anywhere.
+	err := b.Update(context.Background(), user, func(tx *store.Tx) error {
+		if _, ok, err := tx.Item(model.KindChannel, "nope"); err != nil || !ok {
+			return errors.Join(errNoChannel, err)
+		}
+		return nil
+	})
+	if !errors.Is(err, errNoChannel) {
+		t.Fatalf("a request refused on a current state: %v, want its own error", err)
+	}
+	log.Hold(false)
+}

@@ -16,6 +16,7 @@ type MemLog struct {
 	ids     map[string]uint64 // append id -> its entry
 	epoch   string
 	down    bool
+	held    bool          // Follow delivers nothing (see Hold)
 	grew    chan struct{} // closed and replaced on each append
 	refused int           // appends refused with ErrLogConflict
 }
@@ -23,6 +24,16 @@ type MemLog struct {
 // NewMemLog returns an empty log.
 func NewMemLog() *MemLog {
 	return &MemLog{last: map[string]uint64{}, ids: map[string]uint64{}, grew: make(chan struct{})}
+}
+
+// Hold stops (true) or resumes (false) the delivery of entries to Follow:
+// the nodes then lag behind the log, as a slow follower would.
+func (m *MemLog) Hold(held bool) {
+	m.mu.Lock()
+	m.held = held
+	close(m.grew)
+	m.grew = make(chan struct{})
+	m.mu.Unlock()
 }
 
 // SetDown makes appends fail (true) or work again (false).
@@ -74,7 +85,7 @@ func (m *MemLog) Follow(ctx context.Context, from uint64, fn func(LogEntry)) err
 	for {
 		m.mu.Lock()
 		var batch []LogEntry
-		if next <= uint64(len(m.entries)) {
+		if next <= uint64(len(m.entries)) && !m.held {
 			batch = append(batch, m.entries[next-1:]...)
 		}
 		grew := m.grew
