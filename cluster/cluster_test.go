@@ -278,6 +278,18 @@ func feed(t *testing.T, n *node) []store.FeedEntry {
 // with every change.
 func TestANATSServerDyingLosesNothingAcknowledged(t *testing.T) {
 	nc, a, b, tok := setup(t)
+	// History for the download to take a while.
+	seeder := openReplica(t, a, tok)
+	var seeded []string
+	for j := range 1500 {
+		id, err := seeder.CreateEvent(eventBody(10_000 + j))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeded = append(seeded, id)
+	}
+	syncOnce(t, seeder)
+
 	pushers := []*replica.Replica{openReplica(t, a, tok), openReplica(t, b, tok)}
 	var ids [2][]string
 	for i, r := range pushers {
@@ -289,39 +301,47 @@ func TestANATSServerDyingLosesNothingAcknowledged(t *testing.T) {
 			ids[i] = append(ids[i], id)
 		}
 	}
-	var wg sync.WaitGroup
-	for _, r := range pushers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// Rounds until everything is pushed: a round cut by the
-			// failover is taken again, as a replica's Run would.
-			deadline := time.Now().Add(45 * time.Second)
-			for time.Now().Before(deadline) {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				_, err := r.Sync(ctx)
-				cancel()
-				st, _ := r.Status()
-				if err == nil && st.Pending == 0 {
-					return
-				}
-				time.Sleep(50 * time.Millisecond)
+	downloader := openReplica(t, b, tok)
+	// Rounds until a round ends clean with nothing pending: a round cut by
+	// the failover is taken again, as a replica's Run would.
+	untilClean := func(r *replica.Replica, what string) {
+		deadline := time.Now().Add(45 * time.Second)
+		for time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			_, err := r.Sync(ctx)
+			cancel()
+			st, _ := r.Status()
+			if err == nil && st.Pending == 0 {
+				return
 			}
-			t.Error("a replica did not push everything within 45 s of the failover")
-		}()
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Errorf("%s did not complete within 45 s of the failover", what)
 	}
+	var wg sync.WaitGroup
+	for i, r := range pushers {
+		wg.Add(1)
+		go func() { defer wg.Done(); untilClean(r, fmt.Sprintf("pusher %d", i)) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); untilClean(downloader, "the initial download") }()
 	time.Sleep(20 * time.Millisecond)
 	nc.Stop(1)
 	wg.Wait()
 	if t.Failed() {
 		return
 	}
+	for _, id := range seeded {
+		if _, err := downloader.GetEvent(id); err != nil {
+			t.Fatalf("the download through the failover lacks %s: %v", id, err)
+		}
+	}
 	// A fresh replica on each node downloads the whole user.
 	for _, n := range []*node{a, b} {
 		r := openReplica(t, n, tok)
 		syncOnce(t, r)
 		for i := range ids {
-			for _, id := range ids[i] {
+			for _, id := range append(ids[i], seeded...) {
 				if _, err := r.GetEvent(id); err != nil {
 					t.Fatalf("acknowledged event %s missing from a download through %s: %v", id, n.url, err)
 				}
