@@ -9,11 +9,11 @@ build:
 
 ## test: the CI suite: formatting, vet, staticcheck, and every test with -race;
 ## then the server, replica and browser tests again with their servers as
-## cluster nodes over an in-memory log (the NATS log: package cluster).
+## nodes of a cluster over three in-process NATS servers (JetStream).
 CLUSTER_PKGS := ./server ./replica ./e2e
 test: fmt-check vet staticcheck
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
-	PRYVSYNC_TEST_STORE=log $(GO) test -race -count=1 -timeout 9m $(CLUSTER_PKGS)
+	PRYVSYNC_TEST_STORE=jetstream $(GO) test -race -count=1 -timeout 9m $(CLUSTER_PKGS)
 
 test-long:
 	PRYVSYNC_LONG=1 $(GO) test -race -count=1 -timeout 60m $(PKGS)

@@ -16,13 +16,10 @@ import (
 )
 
 const (
-	// StreamName is the JetStream stream holding every user's change log.
+	// StreamName is the JetStream stream holding every user's change log
+	// (subjects pryvsync.u.<user>) and the cluster's epoch (subject
+	// pryvsync.epoch, whose first message wins).
 	StreamName = "PRYVSYNC"
-	// userSubjects is where users' entries go: pryvsync.u.<user>.
-	userPrefix   = "pryvsync.u."
-	userSubjects = userPrefix + "*"
-	// epochSubject holds the cluster's epoch (its first message wins).
-	epochSubject = "pryvsync.epoch"
 	// retryPause is the pause between attempts while the cluster elects a
 	// leader or the connection moves to another server.
 	retryPause = 50 * time.Millisecond
@@ -37,6 +34,13 @@ type Options struct {
 	Replicas int
 	// Name names the connection in the servers' monitoring.
 	Name string
+	// Namespace, when set, keeps this pryvsync cluster apart from others
+	// on the same NATS servers (tests share one NATS cluster): its stream,
+	// subjects and bucket take it as a suffix. Letters and digits only.
+	Namespace string
+	// Memory keeps the stream and the bucket in the servers' memory
+	// instead of files (tests only: nothing survives a restart).
+	Memory bool
 }
 
 // Log is the store.Log of a pryvsync cluster, kept in a JetStream stream:
@@ -46,6 +50,9 @@ type Log struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	files  jetstream.ObjectStore
+	// The stream's subjects (users' entries are userPrefix+<user>) and
+	// the object store's bucket.
+	userPrefix, userSubjects, epochSubject, bucket string
 }
 
 var (
@@ -55,6 +62,14 @@ var (
 
 // FilesBucket is the object store holding attachment content.
 const FilesBucket = "pryvsync-files"
+
+// names returns the stream, subject root and bucket of a namespace.
+func names(ns string) (stream, root, bucket string) {
+	if ns == "" {
+		return StreamName, "pryvsync", FilesBucket
+	}
+	return StreamName + "_" + ns, "pryvsync-" + ns, FilesBucket + "-" + ns
+}
 
 // Connect connects to the NATS servers at urls (comma-separated) and
 // creates the stream if it does not exist. It waits up to ctx for the
@@ -84,10 +99,17 @@ func Connect(ctx context.Context, urls string, o Options) (*Log, error) {
 		nc.Close()
 		return nil, fmt.Errorf("cluster: the NATS servers allow messages of %d bytes; pryvsync needs max_payload of at least %d (8MB)", p, MinPayload)
 	}
+	streamName, root, bucket := names(o.Namespace)
+	l := &Log{nc: nc, js: js, userPrefix: root + ".u.", epochSubject: root + ".epoch", bucket: bucket}
+	l.userSubjects = l.userPrefix + "*"
+	storage := jetstream.FileStorage
+	if o.Memory {
+		storage = jetstream.MemoryStorage
+	}
 	cfg := jetstream.StreamConfig{
-		Name:       StreamName,
-		Subjects:   []string{userSubjects, epochSubject},
-		Storage:    jetstream.FileStorage,
+		Name:       streamName,
+		Subjects:   []string{l.userSubjects, l.epochSubject},
+		Storage:    storage,
 		Replicas:   o.Replicas,
 		Retention:  jetstream.LimitsPolicy,
 		Discard:    jetstream.DiscardNew,
@@ -98,7 +120,7 @@ func Connect(ctx context.Context, urls string, o Options) (*Log, error) {
 		// Each attempt has its own deadline: while the cluster elects
 		// its leader a request can go unanswered.
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		stream, err = js.Stream(actx, StreamName)
+		stream, err = js.Stream(actx, streamName)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			stream, err = js.CreateStream(actx, cfg)
 		}
@@ -109,17 +131,17 @@ func Connect(ctx context.Context, urls string, o Options) (*Log, error) {
 		select {
 		case <-ctx.Done():
 			nc.Close()
-			return nil, fmt.Errorf("cluster: stream %s: %w (last attempt: %v)", StreamName, ctx.Err(), err)
+			return nil, fmt.Errorf("cluster: stream %s: %w (last attempt: %v)", streamName, ctx.Err(), err)
 		case <-time.After(retryPause):
 		}
 	}
 	var files jetstream.ObjectStore
 	for {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		files, err = js.ObjectStore(actx, FilesBucket)
+		files, err = js.ObjectStore(actx, bucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			files, err = js.CreateObjectStore(actx, jetstream.ObjectStoreConfig{
-				Bucket: FilesBucket, Storage: jetstream.FileStorage, Replicas: o.Replicas,
+				Bucket: bucket, Storage: storage, Replicas: o.Replicas,
 			})
 		}
 		cancel()
@@ -129,11 +151,12 @@ func Connect(ctx context.Context, urls string, o Options) (*Log, error) {
 		select {
 		case <-ctx.Done():
 			nc.Close()
-			return nil, fmt.Errorf("cluster: object store %s: %w (last attempt: %v)", FilesBucket, ctx.Err(), err)
+			return nil, fmt.Errorf("cluster: object store %s: %w (last attempt: %v)", bucket, ctx.Err(), err)
 		case <-time.After(retryPause):
 		}
 	}
-	return &Log{nc: nc, js: js, stream: stream, files: files}, nil
+	l.stream, l.files = stream, files
+	return l, nil
 }
 
 // Put implements store.Blobs.
@@ -175,10 +198,18 @@ const MinPayload = 8 << 20
 // headers.
 func (l *Log) MaxEntry() int { return int(l.nc.MaxPayload()) - 64<<10 }
 
+// Destroy deletes the stream and the bucket, then closes the connection
+// (tests, with a Namespace).
+func (l *Log) Destroy(ctx context.Context) error {
+	err := errors.Join(l.js.DeleteStream(ctx, l.stream.CachedInfo().Config.Name), l.js.DeleteObjectStore(ctx, l.bucket))
+	l.nc.Close()
+	return err
+}
+
 // Close closes the connection.
 func (l *Log) Close() { l.nc.Close() }
 
-func subject(user string) string { return userPrefix + user }
+func (l *Log) subject(user string) string { return l.userPrefix + user }
 
 // Redact returns urls (comma-separated) without their credentials, for logs.
 func Redact(urls string) string {
@@ -198,7 +229,7 @@ func Redact(urls string) string {
 // last sequence of the user's subject and id as its message id, so a retry
 // after an unknown outcome is answered with the first append's sequence.
 func (l *Log) Append(ctx context.Context, user string, prev uint64, id string, data []byte) (uint64, error) {
-	msg := &nats.Msg{Subject: subject(user), Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: l.subject(user), Data: data, Header: nats.Header{}}
 	for {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		ack, err := l.js.PublishMsg(actx, msg, jetstream.WithExpectLastSequencePerSubject(prev), jetstream.WithMsgID(id))
@@ -225,7 +256,7 @@ func (l *Log) Read(ctx context.Context, user string, after uint64) ([]store.LogE
 	next := after + 1
 	for {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		m, err := l.stream.GetMsg(actx, next, jetstream.WithGetMsgSubject(subject(user)))
+		m, err := l.stream.GetMsg(actx, next, jetstream.WithGetMsgSubject(l.subject(user)))
 		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return out, nil
@@ -244,7 +275,7 @@ func (l *Log) Read(ctx context.Context, user string, after uint64) ([]store.LogE
 // Follow implements store.Log with an ordered consumer over every user's
 // subject.
 func (l *Log) Follow(ctx context.Context, from uint64, fn func(store.LogEntry)) error {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{userSubjects}}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{l.userSubjects}}
 	if from > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
 	}
@@ -271,7 +302,7 @@ func (l *Log) Follow(ctx context.Context, from uint64, fn func(store.LogEntry)) 
 		if err != nil {
 			return err
 		}
-		fn(store.LogEntry{User: strings.TrimPrefix(msg.Subject(), userPrefix), Seq: md.Sequence.Stream, Data: msg.Data()})
+		fn(store.LogEntry{User: strings.TrimPrefix(msg.Subject(), l.userPrefix), Seq: md.Sequence.Stream, Data: msg.Data()})
 	}
 }
 
@@ -279,7 +310,7 @@ func (l *Log) Follow(ctx context.Context, from uint64, fn func(store.LogEntry)) 
 func (l *Log) Last(ctx context.Context) (uint64, error) {
 	for {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		m, err := l.stream.GetLastMsgForSubject(actx, userSubjects)
+		m, err := l.stream.GetLastMsgForSubject(actx, l.userSubjects)
 		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return 0, nil
@@ -297,14 +328,14 @@ func (l *Log) Last(ctx context.Context) (uint64, error) {
 func (l *Log) Epoch(ctx context.Context, proposal string) (string, error) {
 	for {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		_, err := l.js.PublishMsg(actx, &nats.Msg{Subject: epochSubject, Data: []byte(proposal)}, jetstream.WithExpectLastSequencePerSubject(0))
+		_, err := l.js.PublishMsg(actx, &nats.Msg{Subject: l.epochSubject, Data: []byte(proposal)}, jetstream.WithExpectLastSequencePerSubject(0))
 		var apiErr *jetstream.APIError
 		if err == nil {
 			cancel()
 			return proposal, nil
 		}
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			m, err := l.stream.GetLastMsgForSubject(actx, epochSubject)
+			m, err := l.stream.GetLastMsgForSubject(actx, l.epochSubject)
 			if err == nil {
 				cancel()
 				return string(m.Data), nil

@@ -73,7 +73,11 @@ func startServer(t *testing.T) *env {
 	cfg := server.DefaultConfig()
 	cfg.AdminKey = adminKey
 	cfg.PasswordCost = 4
-	server.ConfigForTest(&cfg)
+	cleanup, err := server.ConfigForTest(&cfg)
+	if err != nil {
+		t.Fatalf("cluster for the test: %v", err)
+	}
+	t.Cleanup(cleanup)
 	srv, err := server.Open(cfg, "")
 	if err != nil {
 		t.Fatalf("server.Open: %v", err)

@@ -27,7 +27,11 @@ func newE2E(t *testing.T) *e2e {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.PasswordCost = 4
-	server.ConfigForTest(&cfg)
+	cleanup, err := server.ConfigForTest(&cfg)
+	if err != nil {
+		t.Fatalf("cluster for the test: %v", err)
+	}
+	t.Cleanup(cleanup)
 	srv, err := server.Open(cfg, "")
 	if err != nil {
 		t.Fatalf("open server: %v", err)

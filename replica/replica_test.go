@@ -3,6 +3,8 @@ package replica
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -11,11 +13,22 @@ import (
 
 	"github.com/pryvsync/pryvsync/crdt"
 	"github.com/pryvsync/pryvsync/model"
+	"github.com/pryvsync/pryvsync/server"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
-		goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"))
+	// goleak.VerifyTestMain, with the test cluster (PRYVSYNC_TEST_STORE)
+	// stopped between the tests and the search for leaked goroutines.
+	code := m.Run()
+	server.StopTestCluster()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
+			goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems")); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: Errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 func body(t *testing.T, s string) map[string]json.RawMessage {

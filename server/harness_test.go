@@ -35,7 +35,11 @@ func newEnv(t testing.TB, cfg ...func(*server.Config)) *testEnv {
 	c.AdminKey = testAdminKey
 	c.PasswordCost = 4
 	c.Logger = hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn})
-	server.ConfigForTest(&c)
+	cleanup, err := server.ConfigForTest(&c)
+	if err != nil {
+		t.Fatalf("cluster for the test: %v", err)
+	}
+	t.Cleanup(cleanup)
 	for _, f := range cfg {
 		f(&c)
 	}

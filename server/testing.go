@@ -3,7 +3,11 @@ package server
 import (
 	"context"
 	"os"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/pryvsync/pryvsync/cluster"
 	"github.com/pryvsync/pryvsync/model"
 	"github.com/pryvsync/pryvsync/server/store"
 )
@@ -32,16 +36,58 @@ func CreateAccessForTest(s *Server, user string, a *model.Access) (string, error
 }
 
 // TestStoreEnv names the environment variable with which the tests of the
-// server, the replica and the browser run their servers as cluster nodes
-// over an in-memory log (PRYVSYNC_TEST_STORE=log): `make test` runs them
-// both ways, so the same API, protocol and guarantees hold on either
-// store. The NATS log itself is tested in package cluster.
+// server, the replica and the browser run their servers as cluster nodes:
+// PRYVSYNC_TEST_STORE=log over an in-memory log (store.MemLog), =jetstream
+// over a NATS cluster of three servers started once for the test process
+// (each server its own stream, in memory). `make test` runs them both
+// ways, so the same API, protocol and guarantees hold on either store.
 const TestStoreEnv = "PRYVSYNC_TEST_STORE"
 
-// ConfigForTest makes c a cluster node over a new in-memory log when
-// TestStoreEnv asks for it (tests only).
-func ConfigForTest(c *Config) {
-	if os.Getenv(TestStoreEnv) == "log" {
-		c.Log = store.NewMemLog()
+var testNATS struct {
+	once sync.Once
+	c    *cluster.NATS
+	err  error
+}
+
+// StopTestCluster stops the NATS servers ConfigForTest started, if any
+// (a test binary's TestMain, before it looks for leaked goroutines).
+func StopTestCluster() {
+	if testNATS.c != nil {
+		testNATS.c.Close()
 	}
+}
+
+// ConfigForTest makes c a cluster node when TestStoreEnv asks for it
+// (tests only). cleanup, to run after the server is closed, removes what
+// it made.
+func ConfigForTest(c *Config) (cleanup func(), err error) {
+	switch os.Getenv(TestStoreEnv) {
+	case "log":
+		c.Log = store.NewMemLog()
+	case "jetstream":
+		testNATS.once.Do(func() {
+			dir, err := os.MkdirTemp("", "pryvsync-test-nats-")
+			if err != nil {
+				testNATS.err = err
+				return
+			}
+			testNATS.c, testNATS.err = cluster.StartNATS(dir, 3)
+		})
+		if testNATS.err != nil {
+			return nil, testNATS.err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		l, err := cluster.Connect(ctx, testNATS.c.URLs(), cluster.Options{Namespace: strings.ToLower(model.NewID()), Memory: true})
+		if err != nil {
+			return nil, err
+		}
+		c.Log, c.Blobs = l, l
+		return func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = l.Destroy(ctx)
+		}, nil
+	}
+	return func() {}, nil
 }
