@@ -45,6 +45,19 @@
 //     internal/mp), every other msgpack value passes the syncproto
 //     validation gate before decoding.
 //
+// Cluster mode (Options.Log, logged.go): the store is one node of a
+// cluster and Badger a cache of the replicated log.
+//   - A group commit appends each user's writes to the log, conditional on
+//     the last entry this node applied for that user, before they reach
+//     Badger; requests are answered only once both hold. A user whose log
+//     moved on is caught up and its requests run again, refused ones too
+//     (a refusal decided on a stale state is no answer).
+//   - Other nodes' entries are applied in log order by the committer
+//     goroutine between group commits and reported to OnCommit.
+//   - Keys under meta/log/ are this node's bookkeeping, never appended.
+//   - Open returns once the node has applied the log as it stood when it
+//     opened; there is no flight (group commits are not pipelined).
+//
 // Group commits are pipelined: while one is being written and synced by
 // Badger (the flight), the next one runs its requests against a snapshot
 // taken before the flight plus the flight's and its own write sets, and is
