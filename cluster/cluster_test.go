@@ -437,8 +437,9 @@ func TestAnAttachmentUploadedOnOneNodeIsServedByTheOther(t *testing.T) {
 }
 
 func TestRedactDropsCredentials(t *testing.T) {
-	got := cluster.Redact("nats://user:secret@n1:4222, nats://n2:4222,nats://tok@n3:4222")
-	if strings.Contains(got, "secret") || strings.Contains(got, "tok@") || !strings.Contains(got, "n1:4222") || !strings.Contains(got, "n3:4222") {
+	got := cluster.Redact("nats://user:secret@n1:4222, nats://n2:4222,nats://tok@n3:4222,admin:hunter2@n4:4222")
+	if strings.Contains(got, "secret") || strings.Contains(got, "tok@") || strings.Contains(got, "hunter2") ||
+		!strings.Contains(got, "n1:4222") || !strings.Contains(got, "n3:4222") || !strings.Contains(got, "n4:4222") {
 		t.Fatalf("Redact: %s", got)
 	}
 }

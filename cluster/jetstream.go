@@ -81,7 +81,8 @@ func Connect(ctx context.Context, urls string, o Options) (*Log, error) {
 	nc, err := nats.Connect(urls, nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 		nats.RetryOnFailedConnect(true), nats.ReconnectBufSize(-1))
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect to %s: %w", Redact(urls), err)
+		// nats's error may quote a URL whole, credentials included.
+		return nil, fmt.Errorf("cluster: cannot connect to %s (check the URLs and that a server answers)", Redact(urls))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -165,6 +166,24 @@ func (l *Log) Put(ctx context.Context, name string, r io.Reader) error {
 	return err
 }
 
+// Has implements store.Blobs.
+func (l *Log) Has(ctx context.Context, name string) (bool, error) {
+	_, err := l.files.GetInfo(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Delete implements store.Blobs.
+func (l *Log) Delete(ctx context.Context, name string) error {
+	err := l.files.Delete(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return store.ErrBlobNotFound
+	}
+	return err
+}
+
 // Get implements store.Blobs.
 func (l *Log) Get(ctx context.Context, name string, w io.Writer) error {
 	res, err := l.files.Get(ctx, name)
@@ -176,15 +195,6 @@ func (l *Log) Get(ctx context.Context, name string, w io.Writer) error {
 	}
 	defer res.Close()
 	_, err = io.Copy(w, res)
-	return err
-}
-
-// Delete implements store.Blobs.
-func (l *Log) Delete(ctx context.Context, name string) error {
-	err := l.files.Delete(ctx, name)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return store.ErrBlobNotFound
-	}
 	return err
 }
 
@@ -215,7 +225,11 @@ func (l *Log) subject(user string) string { return l.userPrefix + user }
 func Redact(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+		p = strings.TrimSpace(p)
+		if !strings.Contains(p, "://") {
+			p = "nats://" + p // nats.go takes host:port alone too
+		}
+		if u, err := url.Parse(p); err == nil && u.User != nil {
 			u.User = nil
 			parts[i] = u.String()
 		} else if err != nil {

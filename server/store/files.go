@@ -23,6 +23,7 @@ type Blobs interface {
 	Put(ctx context.Context, name string, r io.Reader) error
 	// Get writes the content to w; ErrBlobNotFound when there is none.
 	Get(ctx context.Context, name string, w io.Writer) error
+	Has(ctx context.Context, name string) (bool, error)
 	Delete(ctx context.Context, name string) error
 }
 
@@ -201,10 +202,23 @@ func (t *Tx) DropRef(digest, event string) (bool, error) {
 // request that made it has committed its reference or failed.
 func (s *Store) ReleaseFile(user, digest string) {
 	filesMu.Lock()
-	defer filesMu.Unlock()
 	k := user + "/" + digest
 	if pending[k]--; pending[k] <= 0 {
 		delete(pending, k)
+	}
+	filesMu.Unlock()
+	if s.opts.Blobs != nil && ValidDigest(digest) && s.referenced(user, digest) {
+		// Another node may have removed the replicated copy while this
+		// upload's reference was being committed (it could not see the
+		// reference yet): put it back from this node's copy.
+		ctx, cancel := context.WithTimeout(context.Background(), blobTimeout)
+		has, err := s.opts.Blobs.Has(ctx, blobName(user, digest))
+		cancel()
+		if err == nil && !has {
+			if err := s.putBlob(user, digest); err != nil {
+				s.log.Warn("replicating content again", "error", err)
+			}
+		}
 	}
 }
 
@@ -215,19 +229,23 @@ func (s *Store) RemoveFile(user, digest string) {
 	if !ValidDigest(digest) {
 		return
 	}
+	if s.logs != nil {
+		// A cluster node decides on the log as it stands: a reference
+		// another node committed counts.
+		ctx, cancel := context.WithTimeout(context.Background(), logAppendTimeout)
+		err := s.CatchUp(ctx, user)
+		cancel()
+		if err != nil {
+			s.log.Warn("content left in place: the cluster log is unavailable", "error", err)
+			return
+		}
+	}
 	filesMu.Lock()
 	defer filesMu.Unlock()
 	if pending[user+"/"+digest] > 0 {
 		return
 	}
-	referenced := false
-	_ = s.View(user, func(tx *Tx) error {
-		return tx.scan(keyUser(user)+"ref/"+digest+"/", true, func(string, []byte) (bool, error) {
-			referenced = true
-			return false, nil
-		})
-	})
-	if !referenced {
+	if !s.referenced(user, digest) {
 		os.Remove(s.FilePath(user, digest))
 		if s.opts.Blobs != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), blobTimeout)
@@ -237,6 +255,18 @@ func (s *Store) RemoveFile(user, digest string) {
 			cancel()
 		}
 	}
+}
+
+// referenced reports whether an event of user references digest.
+func (s *Store) referenced(user, digest string) bool {
+	found := false
+	_ = s.View(user, func(tx *Tx) error {
+		return tx.scan(keyUser(user)+"ref/"+digest+"/", true, func(string, []byte) (bool, error) {
+			found = true
+			return false, nil
+		})
+	})
+	return found
 }
 
 // Upload streams content into the user's content store chunk by chunk,

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -278,8 +279,24 @@ func (c *committer) applyLogItem(it logItem) {
 		close(it.done)
 		return
 	}
-	if err := c.applyEntry(it.e, it.follower); err != nil {
-		c.s.log.Error("applying a cluster log entry", "user", it.e.User, "seq", it.e.Seq, "error", err)
+	// An entry that cannot be applied is tried again a few times: the
+	// follower moves on after it (a later entry of the user, a conflict or
+	// a session's catch-up brings it back, since it is after what the
+	// node applied for the user).
+	for try := 0; ; try++ {
+		err := c.applyEntry(it.e, it.follower)
+		if err == nil {
+			return
+		}
+		if try == 3 {
+			c.s.log.Error("applying a cluster log entry", "user", it.e.User, "seq", it.e.Seq, "error", err)
+			return
+		}
+		select {
+		case <-time.After(50 * time.Millisecond << try):
+		case <-c.s.done:
+			return
+		}
 	}
 }
 
@@ -455,6 +472,7 @@ func (c *committer) appendAndWrite(attempt int) (lost []*request) {
 	// Each user's writes and commits.
 	type part struct {
 		rec    logRecord
+		data   []byte // rec encoded: the entry appended
 		seq    uint64
 		err    error
 		prev   uint64
@@ -519,6 +537,7 @@ func (c *committer) appendAndWrite(attempt int) (lost []*request) {
 			p.err = err
 			continue
 		}
+		p.data = data
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -527,6 +546,25 @@ func (c *committer) appendAndWrite(attempt int) (lost []*request) {
 	}
 	wg.Wait()
 	cancel()
+	// An append that failed otherwise than on a conflict may have been
+	// made all the same (its answer lost): the log says.
+	for u, p := range parts {
+		if p.err == nil || p.data == nil || errors.Is(p.err, ErrLogConflict) {
+			continue
+		}
+		rctx, rcancel := context.WithTimeout(context.Background(), logAppendTimeout)
+		entries, err := ls.log.Read(rctx, u, p.prev)
+		rcancel()
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if bytes.Equal(e.Data, p.data) {
+				p.seq, p.err = e.Seq, nil
+				break
+			}
+		}
+	}
 
 	// Badger gets the writes of the users whose append was made.
 	txn := s.db.NewTransaction(true)
@@ -554,10 +592,21 @@ func (c *committer) appendAndWrite(attempt int) (lost []*request) {
 	if err == nil {
 		err = txn.Commit()
 	}
+	recovered := map[string]bool{}
 	if err != nil {
-		// The log holds appends Badger did not take: the follower
-		// brings them back (they are after what this node applied).
+		// The log holds appends Badger did not take: they are this
+		// node's writes all the same. Apply them from the log (which
+		// also reports them to OnCommit); what cannot be applied fails.
 		err = fmt.Errorf("store: commit: %w", err)
+		clear(c.cheads)
+		s.mu.Lock()
+		clear(s.heads)
+		s.mu.Unlock()
+		for u, p := range parts {
+			if p.seq > 0 && s.catchUpNow(c, u) == nil {
+				recovered[u] = true
+			}
+		}
 	}
 	ls.mu.Lock()
 	for u, p := range parts {
@@ -584,11 +633,6 @@ func (c *committer) appendAndWrite(attempt int) (lost []*request) {
 		if s.opts.OnCommit != nil && len(commits) > 0 {
 			s.opts.OnCommit(commits)
 		}
-	} else {
-		clear(c.cheads)
-		s.mu.Lock()
-		clear(s.heads)
-		s.mu.Unlock()
 	}
 	for i, r := range c.reqs {
 		res := c.results[i]
@@ -600,8 +644,9 @@ func (c *committer) appendAndWrite(attempt int) (lost []*request) {
 			lost = append(lost, r)
 			continue
 		case res != nil && p.err == nil:
-		case err != nil:
+		case err != nil && !recovered[r.user]:
 			res = err
+		case err != nil:
 		case p.seq > 0:
 		case p.err != nil:
 			res = fmt.Errorf("%w: %v", ErrLogUnavailable, p.err)

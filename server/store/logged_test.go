@@ -216,3 +216,99 @@ func TestARefusalOnAStaleNodeIsCheckedAgainstTheLog(t *testing.T) {
 	}
 	log.Hold(false)
 }
+
+// smallLog takes entries of at most 40 000 bytes (group commits of 30 000).
+type smallLog struct{ *store.MemLog }
+
+func (smallLog) MaxEntry() int { return 40000 }
+
+// A request too big for its group commit runs again in the next one: the
+// group before it may have caught a user up from the log and run its
+// requests again, so what the big request read is void. Two acknowledged
+// writes never share a sequence number.
+func TestARequestMovedToTheNextGroupCommitRunsAgain(t *testing.T) {
+	ml := store.NewMemLog()
+	log := smallLog{ml}
+	a := openNode(t, log, nil)
+	b := openNode(t, log, nil)
+	ctx := context.Background()
+	put(t, a, model.KindChannel, "ch", channelDoc("ch"))
+	if err := b.CatchUp(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	ml.Hold(true)
+	put(t, a, model.KindEvent, "x", eventDoc("ch", 1, nil)) // seq 2: B does not know
+	gate := make(chan struct{})
+	w0, _ := b.Submit(ctx, "bobby", func(tx *store.Tx) error { <-gate; tx.PutRaw("u/bobby/k", []byte("v")); return nil })
+	var s1, s2 uint64
+	w1, _ := b.Submit(ctx, user, func(tx *store.Tx) error {
+		var err error
+		s1, err = tx.PutItem(model.KindEvent, "r1", eventDoc("ch", 2, nil))
+		return err
+	})
+	w2, _ := b.Submit(ctx, user, func(tx *store.Tx) error {
+		var err error
+		s2, err = tx.PutItem(model.KindEvent, "r2", eventDoc("ch", 3, nil))
+		tx.PutRaw("u/"+user+"/big", make([]byte, 35000))
+		return err
+	})
+	time.Sleep(20 * time.Millisecond) // r1 and r2 queue behind the gate
+	close(gate)
+	for _, w := range []func() error{w0, w1, w2} {
+		if err := w(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ml.Hold(false)
+	if s1 == s2 || s1 < 3 || s2 < 3 {
+		t.Fatalf("r1 acknowledged at seq %d, r2 at %d: want two distinct seqs after node A's 2", s1, s2)
+	}
+	if err := a.CatchUp(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if fa, fb := feedOf(t, a, user), feedOf(t, b, user); fmt.Sprint(fa) != fmt.Sprint(fb) || len(fa) != 4 {
+		t.Fatalf("feeds after the race: A %v, B %v (want the same 4 entries)", fa, fb)
+	}
+}
+
+// lossyLog stores an append but loses its answer, once.
+type lossyLog struct {
+	*store.MemLog
+	mu   sync.Mutex
+	lose bool
+}
+
+func (l *lossyLog) Append(ctx context.Context, user string, prev uint64, id string, data []byte) (uint64, error) {
+	seq, err := l.MemLog.Append(ctx, user, prev, id, data)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && l.lose {
+		l.lose = false
+		return 0, context.DeadlineExceeded
+	}
+	return seq, err
+}
+
+// An append whose answer was lost, but which the log holds, is a write
+// made: the request is answered as one.
+func TestAnAppendWhoseAnswerWasLostIsAWriteMade(t *testing.T) {
+	log := &lossyLog{MemLog: store.NewMemLog()}
+	a := openNode(t, log, nil)
+	put(t, a, model.KindChannel, "ch", channelDoc("ch"))
+	log.mu.Lock()
+	log.lose = true
+	log.mu.Unlock()
+	err := a.Update(context.Background(), user, func(tx *store.Tx) error {
+		_, err := tx.PutItem(model.KindEvent, "e", eventDoc("ch", 1, nil))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("the log holds the write, but the request was answered %v", err)
+	}
+	if _, ok := getItem(t, a, model.KindEvent, "e"); !ok {
+		t.Fatal("the write is not in the node's store")
+	}
+	if h := head(t, a); h != 2 {
+		t.Fatalf("head %d, want 2", h)
+	}
+}

@@ -473,6 +473,14 @@ func (c *committer) run(r *request) {
 			c.run(r)
 			return
 		}
+		if c.s.logs != nil {
+			// The group commit may have caught a user up from the log
+			// and run its requests again: this request's reads are void
+			// too. It runs again, first in a new group commit.
+			c.begin()
+			c.run(r)
+			return
+		}
 		c.begin()
 		results := keyUser(r.user) + "r/" // where PutResult writes
 		for k, v := range mine {
@@ -556,7 +564,9 @@ func (c *committer) commit() (rerun bool) {
 			err = txn.Set(bytesOf(k), v)
 		}
 		if err != nil {
-			err = fmt.Errorf("store: apply %q: %w", k, err)
+			// The key's first segment only: a token is a key.
+			kind, _, _ := strings.Cut(k, "/")
+			err = fmt.Errorf("store: apply a %s/ key: %w", kind, err)
 			break
 		}
 	}
