@@ -116,48 +116,46 @@ func Connect(ctx context.Context, urls string, o Options) (*Log, error) {
 		Discard:    jetstream.DiscardNew,
 		Duplicates: 2 * time.Minute,
 	}
-	var stream jetstream.Stream
-	for {
-		// Each attempt has its own deadline: while the cluster elects
-		// its leader a request can go unanswered.
-		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		stream, err = js.Stream(actx, streamName)
+	err = until(ctx, func(actx context.Context) (err error) {
+		l.stream, err = js.Stream(actx, streamName)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			stream, err = js.CreateStream(actx, cfg)
+			l.stream, err = js.CreateStream(actx, cfg)
 		}
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			nc.Close()
-			return nil, fmt.Errorf("cluster: stream %s: %w (last attempt: %v)", streamName, ctx.Err(), err)
-		case <-time.After(retryPause):
-		}
+		return err
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: stream %s: %w", streamName, err)
 	}
-	var files jetstream.ObjectStore
+	err = until(ctx, func(actx context.Context) (err error) {
+		l.files, err = js.ObjectStore(actx, bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			l.files, err = js.CreateObjectStore(actx, jetstream.ObjectStoreConfig{Bucket: bucket, Storage: storage, Replicas: o.Replicas})
+		}
+		return err
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: object store %s: %w", bucket, err)
+	}
+	return l, nil
+}
+
+// until calls attempt, each time with its own deadline (while the cluster
+// elects a leader a request can go unanswered), until it succeeds or ctx
+// ends; then it returns ctx's error and the last attempt's.
+func until(ctx context.Context, attempt func(context.Context) error) error {
 	for {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		files, err = js.ObjectStore(actx, bucket)
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			files, err = js.CreateObjectStore(actx, jetstream.ObjectStoreConfig{
-				Bucket: bucket, Storage: storage, Replicas: o.Replicas,
-			})
-		}
+		err := attempt(actx)
 		cancel()
 		if err == nil {
-			break
+			return nil
 		}
-		select {
-		case <-ctx.Done():
-			nc.Close()
-			return nil, fmt.Errorf("cluster: object store %s: %w (last attempt: %v)", bucket, ctx.Err(), err)
-		case <-time.After(retryPause):
+		if perr := pause(ctx); perr != nil {
+			return fmt.Errorf("%w (last attempt: %v)", perr, err)
 		}
 	}
-	l.stream, l.files = stream, files
-	return l, nil
 }
 
 // Put implements store.Blobs.
@@ -322,20 +320,21 @@ func (l *Log) Follow(ctx context.Context, from uint64, fn func(store.LogEntry)) 
 
 // Last implements store.Log: the stream sequence of the last user entry.
 func (l *Log) Last(ctx context.Context) (uint64, error) {
-	for {
-		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	var last uint64
+	err := until(ctx, func(actx context.Context) error {
 		m, err := l.stream.GetLastMsgForSubject(actx, l.userSubjects)
-		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return 0, nil
+			return nil
 		}
 		if err == nil {
-			return m.Sequence, nil
+			last = m.Sequence
 		}
-		if perr := pause(ctx); perr != nil {
-			return 0, fmt.Errorf("cluster: last entry: %w", err)
-		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cluster: last entry: %w", err)
 	}
+	return last, nil
 }
 
 // Epoch implements store.Log: the first node to publish an epoch sets it.

@@ -476,6 +476,17 @@ func readEntry(raw []byte) (storedEntry, error) {
 	return e, nil
 }
 
+// loadStoredEntry reads the outbox entry rseq (ok false when there is none)
+// and returns it with its encoding, which its Delta slices.
+func loadStoredEntry(txn *badger.Txn, rseq uint64) (e storedEntry, raw []byte, ok bool, err error) {
+	raw, ok, err = getRaw(txn, string(outboxKey(rseq)))
+	if err != nil || !ok {
+		return e, nil, ok, err
+	}
+	e, err = readEntry(raw)
+	return e, raw, err == nil, err
+}
+
 // entryHead is an outbox entry without its delta: enough to count, order
 // and trim the outbox without decoding every change.
 type entryHead struct {

@@ -698,16 +698,12 @@ type heldAck struct {
 func (r *Replica) flushAcks() error {
 	return r.update(func(txn *badger.Txn) error {
 		for _, a := range r.acks {
-			raw, ok, err := getRaw(txn, string(outboxKey(a.rseq)))
+			se, _, ok, err := loadStoredEntry(txn, a.rseq)
 			if err != nil {
 				return err
 			}
 			if !ok {
 				continue
-			}
-			se, err := readEntry(raw)
-			if err != nil {
-				return err
 			}
 			se.Acked, se.Seq, se.Epoch = true, a.seq, a.epoch
 			if err := putStoredEntry(txn, &se); err != nil {
@@ -831,17 +827,13 @@ func (s *sessionState) pushResult(pr *syncproto.PushResult) error {
 				}
 				continue
 			}
-			raw, ok, err := getRaw(txn, string(outboxKey(res.RSeq)))
+			// The delta stays encoded unless a rejection records it.
+			se, raw, ok, err := loadStoredEntry(txn, res.RSeq)
 			if err != nil {
 				return err
 			}
 			if !ok {
 				continue
-			}
-			// The delta stays encoded unless a rejection records it.
-			se, err := readEntry(raw)
-			if err != nil {
-				return err
 			}
 			full := func() (entry, error) {
 				var e entry
