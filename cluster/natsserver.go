@@ -17,7 +17,6 @@ import (
 // run on its own (docs/OPERATIONS.md).
 type NATS struct {
 	servers []*server.Server
-	opts    []*server.Options
 }
 
 // StartNATS starts n clustered NATS servers storing JetStream data under
@@ -64,7 +63,6 @@ func StartNATS(dir string, n int) (*NATS, error) {
 		}
 		go s.Start()
 		c.servers = append(c.servers, s)
-		c.opts = append(c.opts, o)
 	}
 	for _, s := range c.servers {
 		if !s.ReadyForConnections(30 * time.Second) {
@@ -96,33 +94,13 @@ func (c *NATS) URLs() string {
 	return strings.Join(us, ",")
 }
 
-// Len is the number of servers started.
-func (c *NATS) Len() int { return len(c.servers) }
-
-// Stop shuts server i down (a node dying), keeping its data.
+// Stop shuts server i down (a node dying).
 func (c *NATS) Stop(i int) {
 	if s := c.servers[i]; s != nil {
 		s.Shutdown()
 		s.WaitForShutdown()
 		c.servers[i] = nil
 	}
-}
-
-// Restart starts server i again on its ports and data.
-func (c *NATS) Restart(i int) error {
-	if c.servers[i] != nil {
-		return nil
-	}
-	s, err := server.NewServer(c.opts[i])
-	if err != nil {
-		return err
-	}
-	go s.Start()
-	if !s.ReadyForConnections(30 * time.Second) {
-		return fmt.Errorf("cluster: NATS server %s did not restart", s.Name())
-	}
-	c.servers[i] = s
-	return nil
 }
 
 // Close shuts every server down.

@@ -131,10 +131,3 @@ func (m *MemLog) Last(context.Context) (uint64, error) {
 	defer m.mu.Unlock()
 	return uint64(len(m.entries)), nil
 }
-
-// Len is the number of entries in the log.
-func (m *MemLog) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.entries)
-}
