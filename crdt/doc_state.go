@@ -37,10 +37,14 @@ func (d Doc) IsEmpty() bool {
 }
 
 // Clone returns a deep copy of d (values are shared: they are never mutated).
-func (d Doc) Clone() Doc {
+func (d Doc) Clone() Doc { return d.CloneRoom(0) }
+
+// CloneRoom is Clone with room for extra more scalar fields, so that adding
+// them does not grow the copy's map.
+func (d Doc) CloneRoom(extra int) Doc {
 	out := Doc{Deleted: d.Deleted}
-	if d.Fields != nil {
-		out.Fields = make(map[string]Field, len(d.Fields))
+	if d.Fields != nil || extra > 0 {
+		out.Fields = make(map[string]Field, len(d.Fields)+extra)
 		for k, f := range d.Fields {
 			out.Fields[k] = f
 		}
@@ -89,6 +93,29 @@ type Lost []string
 // cur makes the whole delta lost, except a tombstone in delta.
 func Apply(cur, delta Doc) (Doc, Lost) {
 	return apply(cur, delta, true)
+}
+
+// Adopt returns what Apply(Doc{}, delta) returns for a delta without a
+// tombstone (a new item's first state), without copying: the result shares
+// delta's maps, so the caller must own delta and not change it afterwards.
+func Adopt(delta Doc) Doc {
+	if delta.IsDeleted() {
+		d, _ := Apply(Doc{}, delta)
+		return d
+	}
+	if len(delta.Fields) == 0 {
+		delta.Fields = nil
+	}
+	if len(delta.Tags) == 0 {
+		delta.Tags = nil
+	}
+	if len(delta.Data) == 0 {
+		delta.Data = nil
+	}
+	if len(delta.Files) == 0 {
+		delta.Files = nil
+	}
+	return delta
 }
 
 func apply(a, b Doc, track bool) (Doc, Lost) {

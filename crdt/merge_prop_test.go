@@ -3,6 +3,7 @@ package crdt_test
 import (
 	"bytes"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -349,4 +350,27 @@ func FuzzMerge(f *testing.F) {
 		}
 		checkLost(t, a, b)
 	}))
+}
+
+// Adopt is the copy-free form of applying a delta to nothing.
+func TestAdoptIsApplyToNothing(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		d := genDoc().Draw(t, "delta")
+		if rapid.Bool().Draw(t, "emptyMaps") {
+			// Empty, non-nil maps: Apply leaves them out.
+			if d.Fields == nil {
+				d.Fields = map[string]crdt.Field{}
+			}
+			if d.Tags == nil {
+				d.Tags = map[string]crdt.Elem{}
+			}
+		}
+		want, lost := crdt.Apply(crdt.Doc{}, d)
+		if len(lost) != 0 {
+			t.Fatalf("applying to nothing lost %v", lost)
+		}
+		if got := crdt.Adopt(d.Clone()); !reflect.DeepEqual(got, want) {
+			t.Fatalf("Adopt(d) != Apply({}, d)\nd=%s\nadopt=%s\napply=%s", show(d), show(got), show(want))
+		}
+	})
 }

@@ -124,7 +124,8 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 	}
 
 	now := tx.Now()
-	delta := ch.Delta.Clone()
+	// Stamp adds up to four fields: room for them avoids growing the map.
+	delta := ch.Delta.CloneRoom(4)
 	// A device clock far ahead must not win forever (SPEC §4.3).
 	limit := int64(now*1000) + crdt.DefaultSkew.Milliseconds()
 	delta, _ = delta.Restamp(limit, clock.MustNow)
@@ -142,7 +143,13 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 		delta.Fields[model.FieldCreated] = clientCreated
 		delta.Fields[model.FieldCreatedBy] = crdt.Field{V: clientCreated.V, Val: model.JSONString(a.AccessID)}
 	}
-	after, lost := crdt.Apply(before, delta)
+	var after crdt.Doc
+	var lost crdt.Lost
+	if exists {
+		after, lost = crdt.Apply(before, delta)
+	} else {
+		after = crdt.Adopt(delta) // delta is this call's own copy
+	}
 	out := &Outcome{Lost: userLost(lost)}
 	switch ch.Kind {
 	case model.KindChannel:
