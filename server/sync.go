@@ -214,6 +214,34 @@ func (ss *syncSession) run() {
 // context callback on every call whose context can end.
 var connCtx = context.Background()
 
+// frameBufs holds the buffers readFrame reads into.
+var frameBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledFrameBuf bounds the buffers kept in frameBufs.
+const maxPooledFrameBuf = 1 << 20
+
+// readFrame is conn.Read(connCtx) for a message of any type, without its
+// io.ReadAll: a push of 1000 changes (~300 KB) no longer grows a new slice
+// step by step, and an ack no longer allocates 512 bytes. The frame is
+// copied out at its size, as decoded messages may point into it.
+func readFrame(conn *websocket.Conn) ([]byte, error) {
+	_, r, err := conn.Reader(connCtx)
+	if err != nil {
+		return nil, err
+	}
+	b := frameBufs.Get().(*bytes.Buffer)
+	b.Reset()
+	_, err = b.ReadFrom(r)
+	var frame []byte
+	if err == nil {
+		frame = bytes.Clone(b.Bytes())
+	}
+	if b.Cap() <= maxPooledFrameBuf {
+		frameBufs.Put(b)
+	}
+	return frame, err
+}
+
 // welcome decides where the session resumes.
 func (ss *syncSession) welcome(h *syncproto.Hello) (*syncproto.Welcome, error) {
 	st := ss.s.st
@@ -322,7 +350,7 @@ func (ss *syncSession) keepAlive(ctx context.Context) (stop func()) {
 
 func (ss *syncSession) readLoop(ctx context.Context) {
 	for {
-		_, frame, err := ss.conn.Read(connCtx)
+		frame, err := readFrame(ss.conn)
 		if err != nil {
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				ss.log.Warn("frame too large")
