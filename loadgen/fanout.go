@@ -42,12 +42,13 @@ func (p *probe) hit(at time.Time) {
 	}
 }
 
-// idleClient is a connected replica that only reads: it acks each changes
-// batch and reports the probe's item when it arrives.
+// idleClient is a connected replica that only reads: it acks changes
+// batches as a replica does and reports the probe's item when it arrives.
 type idleClient struct {
 	rc      *rawConn
 	ready   chan struct{} // closed at the first caughtUp batch
 	current *atomic.Pointer[probe]
+	acks    syncproto.AckPacer // as a replica acks
 }
 
 // loop reads until the connection closes. It reads and writes without a
@@ -95,8 +96,10 @@ func (ic *idleClient) loop() {
 		if !ch {
 			continue
 		}
-		if err := ic.rc.ack(ctx, cursor); err != nil {
-			return
+		if ic.acks.Due(caughtU) {
+			if err := ic.rc.ack(ctx, cursor); err != nil {
+				return
+			}
 		}
 		if caughtU && !caught {
 			caught = true

@@ -121,6 +121,7 @@ type pusher struct {
 	clock   *crdt.Clock
 	by      string
 	rseq    uint64
+	acks    syncproto.AckPacer // as a replica acks
 	results chan *syncproto.PushResult
 	errc    chan error
 	ctx     context.Context
@@ -161,6 +162,9 @@ func (p *pusher) readLoop() {
 				return
 			}
 		case syncproto.TypeChanges:
+			if !p.acks.Due(m.Changes.CaughtUp) {
+				continue
+			}
 			if err := p.rc.ack(p.ctx, m.Changes.Cursor); err != nil {
 				p.errc <- err
 				return

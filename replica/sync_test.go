@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -99,10 +100,11 @@ func TestSyncRoundPushRejectPullRemove(t *testing.T) {
 			},
 			Cursor: syncproto.Cursor{Epoch: "e1", Seq: 8}, CaughtUp: true,
 		}})
-		if a := read(); a == nil || a.T != syncproto.TypeAck || a.Ack.Cursor.Seq != 8 {
-			t.Errorf("ack: %+v", a)
+		// The round is complete: the client closes. A caught-up batch's
+		// ack waits for two more (syncproto.AckPacer), so none comes first.
+		if m := read(); m != nil {
+			t.Errorf("after the last batch of the round the replica sent %+v, want the close", m)
 		}
-		read() // the client closes
 	})
 	r := open(t, t.TempDir())
 	defer r.Close()
@@ -266,10 +268,11 @@ func TestAnAcknowledgementCutBeforeTheEchoIsKept(t *testing.T) {
 			Items:  []syncproto.Item{{Kind: "event", ID: id, Doc: crdt.Merge(crdt.Doc{}, pushed[0].Delta)}},
 			Cursor: syncproto.Cursor{Epoch: "e1", Seq: 7}, CaughtUp: true,
 		}})
-		if m := read(); m == nil || m.T != syncproto.TypeAck {
-			t.Errorf("after the echo the replica sent %+v, want an ack (no push)", m)
+		// Nothing is pushed again: the round ends (the caught-up batch's
+		// ack waits, syncproto.AckPacer).
+		if m := read(); m != nil {
+			t.Errorf("after the echo the replica sent %+v, want the close (no push)", m)
 		}
-		read()
 	})
 	if err := r.Configure(srv2.URL, "alice", "tok"); err != nil {
 		t.Fatal(err)
@@ -286,4 +289,54 @@ func TestAnAcknowledgementCutBeforeTheEchoIsKept(t *testing.T) {
 	if _, err := r.GetEvent(id); err != nil {
 		t.Fatalf("the event after its echo: %v", err)
 	}
+}
+
+// A live replica acknowledges a batch that is not caught up at once, and a
+// caught-up one with the batch that brings those held back to
+// MaxInFlight-1; each ack carries the cursor of everything applied.
+func TestAcksOfCaughtUpBatchesAreHeldBack(t *testing.T) {
+	got := make(chan []uint64, 1)
+	srv := fakeServer(t, func(ctx context.Context, c *websocket.Conn, read func() *syncproto.Message, send func(*syncproto.Message)) {
+		read()
+		send(welcomeMsg())
+		batch := func(seq uint64, caughtUp bool) {
+			send(&syncproto.Message{T: syncproto.TypeChanges, Changes: &syncproto.Changes{Cursor: syncproto.Cursor{Epoch: "e1", Seq: seq}, CaughtUp: caughtUp}})
+		}
+		for seq := uint64(1); seq <= 3; seq++ {
+			batch(seq, true)
+		}
+		batch(4, false)
+		for seq := uint64(5); seq <= 8; seq++ {
+			batch(seq, true)
+		}
+		var acks []uint64
+		for len(acks) < 3 {
+			m := read()
+			if m == nil {
+				break
+			}
+			if m.T == syncproto.TypeAck {
+				acks = append(acks, m.Ack.Cursor.Seq)
+			}
+		}
+		got <- acks
+		for read() != nil {
+		}
+	})
+	r := open(t, t.TempDir())
+	defer r.Close()
+	_ = r.Configure(srv.URL, "alice", "tok")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case acks := <-got:
+		if want := []uint64{3, 4, 7}; !slices.Equal(acks, want) {
+			t.Errorf("acks %v, want %v", acks, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no acks")
+	}
+	cancel()
+	<-done
 }

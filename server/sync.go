@@ -712,6 +712,17 @@ func (ss *syncSession) expiryTimer() <-chan time.Time {
 	return time.After(d)
 }
 
+// sentBatch records a changes batch sent up to cursor (ss.mu held). Only the
+// newest MaxInFlight are kept: acks are cumulative, so the count reaches
+// MaxInFlight exactly as it would with every one kept, and a client that
+// never acks cannot grow the list.
+func (ss *syncSession) sentBatch(cursor uint64) {
+	ss.inflight = append(ss.inflight, cursor)
+	if n := len(ss.inflight); n > syncproto.MaxInFlight {
+		ss.inflight = ss.inflight[n-syncproto.MaxInFlight:]
+	}
+}
+
 // waitFlight blocks while too many batches are unacknowledged.
 func (ss *syncSession) waitFlight(ctx context.Context) bool {
 	for {
@@ -891,7 +902,7 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 	ss.mu.Lock()
 	skip := len(batch.Items) == 0 && len(batch.Removals) == 0 && caughtUp && cursor == prev && ss.sentCaughtUp
 	if !skip {
-		ss.inflight = append(ss.inflight, cursor)
+		ss.sentBatch(cursor)
 		if caughtUp {
 			ss.sentCaughtUp = true
 		}
