@@ -48,7 +48,6 @@ type idleClient struct {
 	rc      *rawConn
 	ready   chan struct{} // closed at the first caughtUp batch
 	current *atomic.Pointer[probe]
-	acks    syncproto.AckPacer // as a replica acks
 }
 
 // loop reads until the connection closes. It reads and writes without a
@@ -96,7 +95,7 @@ func (ic *idleClient) loop() {
 		if !ch {
 			continue
 		}
-		if ic.acks.Due(caughtU) {
+		if syncproto.NeedsAck(caughtU) {
 			if err := ic.rc.ack(ctx, cursor); err != nil {
 				return
 			}

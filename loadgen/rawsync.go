@@ -121,7 +121,6 @@ type pusher struct {
 	clock   *crdt.Clock
 	by      string
 	rseq    uint64
-	acks    syncproto.AckPacer // as a replica acks
 	results chan *syncproto.PushResult
 	errc    chan error
 	ctx     context.Context
@@ -162,7 +161,7 @@ func (p *pusher) readLoop() {
 				return
 			}
 		case syncproto.TypeChanges:
-			if !p.acks.Due(m.Changes.CaughtUp) {
+			if !syncproto.NeedsAck(m.Changes.CaughtUp) {
 				continue
 			}
 			if err := p.rc.ack(p.ctx, m.Changes.Cursor); err != nil {

@@ -109,7 +109,6 @@ type sessionState struct {
 	pushedTo  uint64       // highest rseq pushed this session
 	sent      []sentChange // pushed changes awaiting their result, in rseq order
 	caughtUp  bool
-	acks      syncproto.AckPacer
 	maxSeq    uint64 // highest seq acknowledged this session
 	// helloPerm is the permissions version hello announced and hadCursor
 	// whether it carried a cursor.
@@ -403,7 +402,7 @@ func (s *sessionState) handle(ctx context.Context, m inbound) error {
 		if err := s.changes(m.changes); err != nil {
 			return err
 		}
-		if !s.acks.Due(m.changes.CaughtUp) {
+		if !syncproto.NeedsAck(m.changes.CaughtUp) {
 			return nil
 		}
 		return s.send(ctx, &syncproto.Message{T: syncproto.TypeAck, Ack: &syncproto.Ack{Cursor: s.cursor}})

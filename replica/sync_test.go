@@ -101,7 +101,7 @@ func TestSyncRoundPushRejectPullRemove(t *testing.T) {
 			Cursor: syncproto.Cursor{Epoch: "e1", Seq: 8}, CaughtUp: true,
 		}})
 		// The round is complete: the client closes. A caught-up batch's
-		// ack waits for two more (syncproto.AckPacer), so none comes first.
+		// needs no ack (syncproto.NeedsAck), so none comes first.
 		if m := read(); m != nil {
 			t.Errorf("after the last batch of the round the replica sent %+v, want the close", m)
 		}
@@ -268,8 +268,8 @@ func TestAnAcknowledgementCutBeforeTheEchoIsKept(t *testing.T) {
 			Items:  []syncproto.Item{{Kind: "event", ID: id, Doc: crdt.Merge(crdt.Doc{}, pushed[0].Delta)}},
 			Cursor: syncproto.Cursor{Epoch: "e1", Seq: 7}, CaughtUp: true,
 		}})
-		// Nothing is pushed again: the round ends (the caught-up batch's
-		// ack waits, syncproto.AckPacer).
+		// Nothing is pushed again: the round ends (a caught-up batch needs
+		// no ack, syncproto.NeedsAck).
 		if m := read(); m != nil {
 			t.Errorf("after the echo the replica sent %+v, want the close (no push)", m)
 		}
@@ -291,26 +291,18 @@ func TestAnAcknowledgementCutBeforeTheEchoIsKept(t *testing.T) {
 	}
 }
 
-// A live replica acknowledges a batch that is not caught up at once, and a
-// caught-up one with the batch that brings those held back to
-// MaxInFlight-1; each ack carries the cursor of everything applied.
-func TestAcksOfCaughtUpBatchesAreHeldBack(t *testing.T) {
+// A live replica acknowledges each full batch at once, with its cursor, and
+// sends nothing for a caught-up one.
+func TestOnlyFullBatchesAreAcknowledged(t *testing.T) {
 	got := make(chan []uint64, 1)
 	srv := fakeServer(t, func(ctx context.Context, c *websocket.Conn, read func() *syncproto.Message, send func(*syncproto.Message)) {
 		read()
 		send(welcomeMsg())
-		batch := func(seq uint64, caughtUp bool) {
-			send(&syncproto.Message{T: syncproto.TypeChanges, Changes: &syncproto.Changes{Cursor: syncproto.Cursor{Epoch: "e1", Seq: seq}, CaughtUp: caughtUp}})
-		}
-		for seq := uint64(1); seq <= 3; seq++ {
-			batch(seq, true)
-		}
-		batch(4, false)
-		for seq := uint64(5); seq <= 8; seq++ {
-			batch(seq, true)
+		for seq, caughtUp := range []bool{true, true, false, true, false, false, true, true} {
+			send(&syncproto.Message{T: syncproto.TypeChanges, Changes: &syncproto.Changes{Cursor: syncproto.Cursor{Epoch: "e1", Seq: uint64(seq + 1)}, CaughtUp: caughtUp}})
 		}
 		var acks []uint64
-		for len(acks) < 3 {
+		for len(acks) < 4 {
 			m := read()
 			if m == nil {
 				break
@@ -329,14 +321,23 @@ func TestAcksOfCaughtUpBatchesAreHeldBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	select {
-	case acks := <-got:
-		if want := []uint64{3, 4, 7}; !slices.Equal(acks, want) {
-			t.Errorf("acks %v, want %v", acks, want)
+	deadline := time.After(2 * time.Second)
+	applied := func() uint64 {
+		if st, _ := r.Status(); st.Cursor != nil {
+			return st.Cursor.Seq
 		}
-	case <-time.After(10 * time.Second):
-		t.Error("no acks")
+		return 0
+	}
+	for applied() < 8 {
+		select {
+		case <-deadline:
+			t.Fatal("the replica never applied the last batch")
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 	cancel()
 	<-done
+	if acks := <-got; !slices.Equal(acks, []uint64{3, 5, 6}) {
+		t.Errorf("acks %v, want [3 5 6]", acks)
+	}
 }

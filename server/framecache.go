@@ -105,7 +105,6 @@ func (ss *syncSession) sendShared(ctx context.Context) (bool, error) {
 	}
 	ss.mu.Lock()
 	ss.cursor = head
-	ss.sentBatch(head)
 	ss.sentCaughtUp = true
 	ss.mu.Unlock()
 	ss.s.FeedSent(ss.user, from, head)

@@ -712,10 +712,12 @@ func (ss *syncSession) expiryTimer() <-chan time.Time {
 	return time.After(d)
 }
 
-// sentBatch records a changes batch sent up to cursor (ss.mu held). Only the
-// newest MaxInFlight are kept: acks are cumulative, so the count reaches
-// MaxInFlight exactly as it would with every one kept, and a client that
-// never acks cannot grow the list.
+// sentBatch records a full (not caught-up) changes batch sent up to cursor
+// (ss.mu held): only full batches are held back by the in-flight limit, so
+// only they are counted, and a client need not ack a caught-up batch
+// (syncproto.NeedsAck). Only the newest MaxInFlight are kept: acks are
+// cumulative, so the count reaches MaxInFlight exactly as it would with
+// every one kept, and a client that never acks cannot grow the list.
 func (ss *syncSession) sentBatch(cursor uint64) {
 	ss.inflight = append(ss.inflight, cursor)
 	if n := len(ss.inflight); n > syncproto.MaxInFlight {
@@ -902,7 +904,9 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 	ss.mu.Lock()
 	skip := len(batch.Items) == 0 && len(batch.Removals) == 0 && caughtUp && cursor == prev && ss.sentCaughtUp
 	if !skip {
-		ss.sentBatch(cursor)
+		if !caughtUp {
+			ss.sentBatch(cursor)
+		}
 		if caughtUp {
 			ss.sentCaughtUp = true
 		}

@@ -272,3 +272,64 @@ func TestReplayedPushResultCarriesNoItemTheAccessNoLongerSees(t *testing.T) {
 		t.Fatalf("the replayed rejection carries %s/%s, which the narrowed access no longer sees", again.Current.Kind, again.Current.ID)
 	}
 }
+
+// A client that acknowledges only full batches (syncproto.NeedsAck) gets
+// every live change without acking any, and then a download of many full
+// batches, acking each as it comes.
+func TestAClientAckingOnlyFullBatchesKeepsUp(t *testing.T) {
+	f := newActFixture(t)
+	cid := f.channel("Diary")
+	conn := mustDialSync(t, f.testEnv, f.user, f.tok)
+	if err := writeFrame(conn, helloFrame(t, "r-"+model.NewID())); err != nil {
+		t.Fatal(err)
+	}
+	if m := readMsg(t, conn); m.T != syncproto.TypeWelcome {
+		t.Fatalf("got %q, want welcome", m.T)
+	}
+	// next reads up to the next changes batch and acks it if it must.
+	next := func() *syncproto.Changes {
+		t.Helper()
+		for {
+			m := readMsg(t, conn)
+			if m.T != syncproto.TypeChanges {
+				continue
+			}
+			if syncproto.NeedsAck(m.Changes.CaughtUp) {
+				if err := writeFrame(conn, frameOf(t, &syncproto.Message{T: syncproto.TypeAck, Ack: &syncproto.Ack{Cursor: m.Changes.Cursor}})); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return m.Changes
+		}
+	}
+	for !next().CaughtUp {
+	}
+	for i := range 3 * syncproto.MaxInFlight {
+		id := f.event(cid, map[string]any{"value": i})
+		var got bool
+		for !got {
+			c := next()
+			for _, it := range c.Items {
+				got = got || it.ID == id
+			}
+		}
+	}
+	// While the client reads nothing, enough data to fill the socket
+	// buffers: the session then falls behind, and reads full batches.
+	const n = 80
+	big := strings.Repeat("b", 200<<10)
+	for range n {
+		f.event(cid, map[string]any{"value": big})
+	}
+	full, items := 0, 0
+	for items < n {
+		c := next()
+		if !c.CaughtUp {
+			full++
+		}
+		items += len(c.Items)
+	}
+	if full < syncproto.MaxInFlight {
+		t.Fatalf("the download came in %d full batches, want more than %d to exercise the in-flight limit", full, syncproto.MaxInFlight)
+	}
+}

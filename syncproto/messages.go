@@ -255,27 +255,12 @@ type Error struct {
 	Message string `msgpack:"message"`
 }
 
-// AckPacer decides when a client acknowledges the changes batches it
-// applies (PROTOCOL.md §4). Acks only pace the server: an ack frees every
-// batch up to its cursor, and the server holds back batches that are not
-// caught up while MaxInFlight are unacknowledged. So a batch that is not
-// caught up is acknowledged at once (a download never waits), and a
-// caught-up batch (live changes) with the one that brings those held back
-// to MaxInFlight-1. A client following a busy account sends a third of the
-// acks; one that receives an occasional live change sends none for it,
-// which is most of a server's work when one write reaches thousands of
-// replicas. The zero value is ready; one per session.
-type AckPacer struct {
-	held int // batches applied since the last ack
-}
-
-// Due reports whether the batch just applied is acknowledged now (with
-// the cursor of everything applied).
-func (p *AckPacer) Due(caughtUp bool) bool {
-	p.held++
-	if caughtUp && p.held < MaxInFlight-1 {
-		return false
-	}
-	p.held = 0
-	return true
-}
+// NeedsAck reports whether a client must acknowledge a changes batch
+// (PROTOCOL.md §4): only a full one, that is one not caught up. Acks only
+// pace the server, which holds back full batches while MaxInFlight are
+// unacknowledged and never holds back a caught-up batch (live changes), so
+// acknowledging those is optional: a replica that receives an occasional
+// live change sends nothing back, which was about a third of a server's
+// work when one write reaches thousands of replicas (W5). An ack frees
+// every batch up to its cursor.
+func NeedsAck(caughtUp bool) bool { return !caughtUp }
