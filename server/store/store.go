@@ -72,7 +72,13 @@ type Store struct {
 	epoch    string
 	log      hclog.Logger
 
-	reqs    chan *request
+	// Write requests wait for the committer in two FIFO lanes: prio
+	// (Update: HTTP writes, small) and bulk (Submit: sync pushes, up to
+	// a thousand changes each). The committer takes a queued priority
+	// request first, so a small write does not wait behind every queued
+	// push; see committer.take for how the bulk lane is not starved.
+	prio    chan *request
+	bulk    chan *request
 	done    chan struct{}
 	stopped chan struct{}
 
@@ -87,6 +93,7 @@ type request struct {
 	user  string
 	fn    func(*Tx) error
 	reply chan error
+	bulk  bool // queued in the bulk lane (Submit), else the priority lane
 }
 
 // Open opens (creating if needed) the store.
@@ -137,7 +144,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{
 		db: db, opts: opts, filesDir: filesDir, log: opts.Logger,
-		reqs: make(chan *request, 1024), done: make(chan struct{}), stopped: make(chan struct{}),
+		prio: make(chan *request, 1024), bulk: make(chan *request, 1024), done: make(chan struct{}), stopped: make(chan struct{}),
 		heads: map[string]uint64{},
 	}
 	if err := s.loadEpoch(); err != nil {
@@ -220,22 +227,38 @@ func (s *Store) Close() error {
 // requests of the same group commit, for user's data. fn sees the state
 // including every earlier request; its writes land only if it returns nil.
 // Update returns after the commit is durable (or failed).
+//
+// Update's requests go to the priority lane: the committer runs them in
+// the order they were queued, before requests queued with Submit, even
+// ones queued earlier (except that after prioBurst of them in a row, a
+// waiting Submit request goes first: see take).
 func (s *Store) Update(ctx context.Context, user string, fn func(*Tx) error) error {
-	wait, err := s.Submit(ctx, user, fn)
+	wait, err := s.submit(ctx, false, user, fn)
 	if err != nil {
 		return err
 	}
 	return wait()
 }
 
-// Submit queues fn as Update does and returns once it is queued: requests
-// submitted one after the other run in that order, so a caller can queue
-// its next request while an earlier one is being written. wait returns
-// what Update would have.
+// Submit queues fn as Update does, in the bulk lane, and returns once it is
+// queued: requests submitted one after the other with Submit run in that
+// order, so a caller can queue its next request while an earlier one is
+// being written. wait returns what Update would have. It is meant for big
+// requests (sync pushes): an Update queued later may run before a queued
+// Submit request, so a caller must not rely on the order between the two.
 func (s *Store) Submit(ctx context.Context, user string, fn func(*Tx) error) (wait func() error, err error) {
-	r := &request{user: user, fn: fn, reply: make(chan error, 1)}
+	return s.submit(ctx, true, user, fn)
+}
+
+// submit queues fn in the bulk lane or the priority lane.
+func (s *Store) submit(ctx context.Context, bulk bool, user string, fn func(*Tx) error) (wait func() error, err error) {
+	r := &request{user: user, fn: fn, reply: make(chan error, 1), bulk: bulk}
+	lane := s.prio
+	if bulk {
+		lane = s.bulk
+	}
 	select {
-	case s.reqs <- r:
+	case lane <- r:
 	case <-s.done:
 		return nil, ErrClosed
 	case <-ctx.Done():
@@ -276,14 +299,22 @@ func (s *Store) commitLoop() {
 		if c.flight != nil {
 			landed = c.flight.done
 		}
+		bulk, held := s.bulk, chan struct{}(nil)
+		if c.held != nil {
+			// The bulk lane's head is held: do not wait, and do not
+			// receive the request behind it.
+			bulk, held = nil, closedChan
+		}
 		select {
 		case it := <-logged:
 			// Between group commits: a clustered store has no flight.
 			c.applyLogItem(it)
-		case r := <-s.reqs:
-			c.begin()
-			c.run(r)
-			c.fill()
+		case r := <-s.prio:
+			c.group(r)
+		case r := <-bulk:
+			c.group(r)
+		case <-held:
+			c.group(nil)
 		case <-landed:
 			c.land()
 			// Idle: do not pin old versions in Badger with a snapshot.
@@ -292,19 +323,98 @@ func (s *Store) commitLoop() {
 		case <-s.done:
 			// Drain what is queued so no caller waits forever.
 			for {
-				select {
-				case r := <-s.reqs:
-					if len(c.reqs) == 0 {
-						c.begin()
-					}
-					c.run(r)
-				default:
+				r := c.take()
+				if r == nil {
 					c.commit()
 					return
 				}
+				if len(c.reqs) == 0 {
+					c.begin()
+				}
+				c.run(r)
 			}
 		}
 	}
+}
+
+// group runs a group commit, starting with the request a select received
+// from a lane (nil: the held one).
+func (c *committer) group(r *request) {
+	c.begin()
+	c.run(c.pick(r))
+	c.fill()
+}
+
+// closedChan is a closed channel: receiving from it never waits.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// prioBurst bounds how many priority requests in a row the committer takes
+// while a bulk request is queued: then it takes the bulk one. So the bulk
+// lane is never starved: the request at its head waits for at most
+// prioBurst priority requests (besides the group commit in flight).
+// Priority requests are small and a push is often a hundred times bigger,
+// so this delays them little.
+const prioBurst = 32
+
+// take returns the next queued request without waiting, or nil: the
+// priority lane's first, unless prioBurst priority requests were taken in
+// a row while a bulk request waited, then the bulk lane's first. Within a
+// lane, requests come in the order they were queued.
+func (c *committer) take() *request {
+	if c.streak >= prioBurst {
+		if r := c.takeBulk(); r != nil {
+			return r
+		}
+	}
+	select {
+	case r := <-c.s.prio:
+		c.tookPrio()
+		return r
+	default:
+	}
+	return c.takeBulk()
+}
+
+// tookPrio counts a priority request taken while a bulk one waits.
+func (c *committer) tookPrio() {
+	if c.held != nil || len(c.s.bulk) > 0 {
+		c.streak++
+	} else {
+		c.streak = 0
+	}
+}
+
+// takeBulk returns the bulk lane's first request without waiting, or nil.
+func (c *committer) takeBulk() *request {
+	r := c.held
+	if r != nil {
+		c.held = nil
+	} else {
+		select {
+		case r = <-c.s.bulk:
+		default:
+			return nil
+		}
+	}
+	c.streak = 0
+	return r
+}
+
+// pick returns the request to run after a select that waited on both
+// lanes received r (nil: commitLoop's case for c.held). A select picks at
+// random among channels that are ready, so a bulk request it received is
+// held as the bulk lane's head (it is still first there: no select
+// receives from the bulk lane while one is held) and take decides between
+// it and a priority request that may be queued too.
+func (c *committer) pick(r *request) *request {
+	if r != nil && !r.bulk {
+		c.tookPrio()
+		return r
+	}
+	if r != nil {
+		c.held = r
+	}
+	return c.take()
 }
 
 // committer is the commit goroutine's state. Group commits are pipelined:
@@ -331,6 +441,13 @@ type committer struct {
 	heads   map[string]uint64
 	stored  []string          // result keys PutResult wrote into writes, for PruneResults (some maybe rolled back since)
 	owner   map[string]string // cluster mode: the user whose request wrote each key of writes
+
+	// The lanes (see take): held is the bulk lane's first request, when a
+	// select that waited on both lanes received it while a priority
+	// request may have been queued too (see pick); streak counts the
+	// priority requests taken in a row while a bulk one waited.
+	held   *request
+	streak int
 
 	flight *flight           // the group commit being written, or nil
 	cheads map[string]uint64 // head per user including the flight's writes
@@ -393,9 +510,10 @@ func (c *committer) begin() {
 	c.snap = c.s.db.NewTransaction(false)
 }
 
-// fill adds queued requests to the open group commit, and sends it when the
-// queue is empty and nothing is in flight, or when the flight lands:
-// requests that arrive while a commit is being synced join the next one.
+// fill adds queued requests to the open group commit (in take's order:
+// priority lane first), and sends it when the lanes are empty and nothing
+// is in flight, or when the flight lands: requests that arrive while a
+// commit is being synced join the next one.
 //
 // When the committer spent much of the flight waiting for work, the disk,
 // not the CPU, is the bottleneck: then the writers the flight answers are
@@ -404,22 +522,24 @@ func (c *committer) begin() {
 func (c *committer) fill() {
 	var waited time.Duration
 	for len(c.reqs) < c.s.opts.MaxBatch {
-		select {
-		case r := <-c.s.reqs:
+		if r := c.take(); r != nil {
 			c.run(r)
 			continue
-		default:
 		}
 		if c.flight == nil {
 			break
 		}
 		t0 := time.Now()
+		var r *request
 		select {
-		case r := <-c.s.reqs:
-			waited += time.Since(t0)
-			c.run(r)
-			continue
+		case r = <-c.s.prio:
+		case r = <-c.s.bulk:
 		case <-c.flight.done:
+		}
+		if r != nil {
+			waited += time.Since(t0)
+			c.run(c.pick(r))
+			continue
 		}
 		waited += time.Since(t0)
 		if flew := time.Since(c.flight.sent); waited > flew/4 {
@@ -447,11 +567,17 @@ func (c *committer) linger(n int, flew time.Duration) {
 	t := time.NewTimer(quiet)
 	defer t.Stop()
 	for got := 0; got < n && len(c.reqs) < c.s.opts.MaxBatch; got++ {
-		select {
-		case r := <-c.s.reqs:
+		if r := c.take(); r != nil {
 			c.run(r)
-		case <-t.C:
-			return
+		} else {
+			select {
+			case r := <-c.s.prio:
+				c.run(c.pick(r))
+			case r := <-c.s.bulk:
+				c.run(c.pick(r))
+			case <-t.C:
+				return
+			}
 		}
 		wait := min(quiet, time.Until(deadline))
 		if wait <= 0 {
