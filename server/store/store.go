@@ -20,10 +20,6 @@ import (
 // ErrClosed is returned by writes after Close.
 var ErrClosed = errors.New("store: closed")
 
-// valueThreshold is the size from which Badger keeps a value in its value
-// log rather than in the LSM tree.
-const valueThreshold = 256
-
 // Options configure a Store.
 type Options struct {
 	// Dir is the data directory; empty means in memory (tests).
@@ -120,13 +116,7 @@ func Open(opts Options) (*Store, error) {
 		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: create %s: %w", opts.Dir, err)
 		}
-		// Records (a few hundred bytes) go to the value log and only
-		// pointers through the LSM tree: each is written once instead of
-		// being rewritten by every flush and compaction (W6: 23k -> 30k
-		// changes/s). Not in memory: Badger refuses values over the
-		// threshold there.
-		bo = badger.DefaultOptions(filepath.Join(opts.Dir, "db")).WithSyncWrites(opts.SyncWrites).
-			WithValueThreshold(valueThreshold)
+		bo = badger.DefaultOptions(filepath.Join(opts.Dir, "db")).WithSyncWrites(opts.SyncWrites)
 		filesDir = filepath.Join(opts.Dir, "files")
 		if err := os.MkdirAll(filesDir, 0o700); err != nil {
 			return nil, err
