@@ -14,7 +14,8 @@
 //     the token cannot see (wireDoc).
 //   - The committer never waits on a socket: the Hub only records and
 //     signals; each session reads the feed itself from its cursor, with at
-//     most MaxInFlight unacknowledged batches.
+//     most MaxInFlight unacknowledged full (not caught-up) batches; a
+//     caught-up batch is never held back and needs no ack.
 //   - A session re-reads its access on every push and on every access
 //     change in the feed: revocation closes with 4403, expiry with 4401,
 //     new permissions are announced (scope) and the scope re-sent.

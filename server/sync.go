@@ -90,7 +90,7 @@ type syncSession struct {
 	rescan   uint64 // while > 0: re-sending the scope up to this seq, without removals
 	initial  bool   // no cursor: initial download, no removals needed
 	acked    uint64
-	inflight []uint64 // cursors of changes batches sent and not yet acknowledged
+	inflight []uint64 // cursors of full changes batches sent and not yet acknowledged
 	upload   *store.Upload
 	upDigest string
 
@@ -712,19 +712,6 @@ func (ss *syncSession) expiryTimer() <-chan time.Time {
 	return time.After(d)
 }
 
-// sentBatch records a full (not caught-up) changes batch sent up to cursor
-// (ss.mu held): only full batches are held back by the in-flight limit, so
-// only they are counted, and a client need not ack a caught-up batch
-// (syncproto.NeedsAck). Only the newest MaxInFlight are kept: acks are
-// cumulative, so the count reaches MaxInFlight exactly as it would with
-// every one kept, and a client that never acks cannot grow the list.
-func (ss *syncSession) sentBatch(cursor uint64) {
-	ss.inflight = append(ss.inflight, cursor)
-	if n := len(ss.inflight); n > syncproto.MaxInFlight {
-		ss.inflight = ss.inflight[n-syncproto.MaxInFlight:]
-	}
-}
-
 // waitFlight blocks while too many batches are unacknowledged.
 func (ss *syncSession) waitFlight(ctx context.Context) bool {
 	for {
@@ -905,7 +892,11 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 	skip := len(batch.Items) == 0 && len(batch.Removals) == 0 && caughtUp && cursor == prev && ss.sentCaughtUp
 	if !skip {
 		if !caughtUp {
-			ss.sentBatch(cursor)
+			// Only full batches are held back by the in-flight limit, so
+			// only they are counted, and a client need not ack a caught-up
+			// batch (syncproto.NeedsAck). waitFlight keeps at most
+			// MaxInFlight.
+			ss.inflight = append(ss.inflight, cursor)
 		}
 		if caughtUp {
 			ss.sentCaughtUp = true

@@ -220,8 +220,8 @@ func (s *Store) Close() error {
 //
 // Update's requests go to the priority lane: the committer runs them in
 // the order they were queued, before requests queued with Submit, even
-// ones queued earlier (except that after prioBurst of them in a row, a
-// waiting Submit request goes first: see take).
+// ones queued earlier (except that after about prioBurst of them in a row,
+// a waiting Submit request goes first: see take).
 func (s *Store) Update(ctx context.Context, user string, fn func(*Tx) error) error {
 	wait, err := s.submit(ctx, false, user, fn)
 	if err != nil {
@@ -341,7 +341,9 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // prioBurst bounds how many priority requests in a row the committer takes
 // while a bulk request is queued: then it takes the bulk one. So the bulk
 // lane is never starved: the request at its head waits for at most
-// prioBurst priority requests (besides the group commit in flight).
+// prioBurst+1 priority requests (besides the group commit in flight; the
+// one more when a group commit ends just as the count is reached and the
+// next one starts with a priority request a select received).
 // Priority requests are small and a push is often a hundred times bigger,
 // so this delays them little.
 const prioBurst = 32
