@@ -194,3 +194,36 @@ func isClosed(c chan struct{}) bool {
 		return false
 	}
 }
+
+// TestPickHoldsAReceivedPushBehindQueuedUpdates drives take and pick
+// directly, on lanes no committer goroutine reads: a push that a select
+// received while an Update was queued waits as the bulk lane's head (the
+// Update runs first, then that push, then the push behind it), and after
+// prioBurst Updates in a row a waiting push goes first.
+func TestPickHoldsAReceivedPushBehindQueuedUpdates(t *testing.T) {
+	s := &Store{prio: make(chan *request, 64), bulk: make(chan *request, 64)}
+	c := &committer{s: s}
+	req := func(name string, bulk bool) *request { return &request{user: name, bulk: bulk} }
+	s.bulk <- req("b1", true)
+	s.prio <- req("p0", false)
+	var order []string
+	order = append(order, c.pick(req("b0", true)).user) // as if a select had received b0
+	for r := c.take(); r != nil; r = c.take() {
+		order = append(order, r.user)
+	}
+	if want := []string{"p0", "b0", "b1"}; !slices.Equal(order, want) {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+
+	s.bulk <- req("b", true)
+	for i := range prioBurst + 8 {
+		s.prio <- req(fmt.Sprint("p", i), false)
+	}
+	order = order[:0]
+	for r := c.take(); r != nil; r = c.take() {
+		order = append(order, r.user)
+	}
+	if i := slices.Index(order, "b"); i != prioBurst {
+		t.Fatalf("the push ran at %d, want %d: %v", i, prioBurst, order)
+	}
+}
