@@ -32,7 +32,8 @@
 //     transaction that moves the cursor. A rejected entry is dropped at once,
 //     and base is replaced by the server's current state (or deleted).
 //   - A server batch (items, removals, cursor, overlay trimming) is applied in
-//     one Badger transaction; the ack is sent after it commits.
+//     one Badger transaction; the ack of a full (not caught-up) batch is sent
+//     after it commits, and a caught-up batch gets none (syncproto.NeedsAck).
 //   - A removal id resolves through the session's blindIndex: built from b/
 //     under the welcome's key on the session's first removal, then given every
 //     item the session writes to b/, so it lists at least what b/ holds.
