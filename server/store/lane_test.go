@@ -161,7 +161,14 @@ func TestBulkLaneIsNotStarved(t *testing.T) {
 
 // Requests of both lanes queued when the store closes are all answered.
 func TestCloseAnswersBothLanes(t *testing.T) {
-	s, err := Open(Options{})
+	t.Run("one group commit", func(t *testing.T) { closeAnswersBothLanes(t, Options{}) })
+	// One request per group commit: after each, commitLoop's select may
+	// take the close, and the drain runs the rest.
+	t.Run("drained", func(t *testing.T) { closeAnswersBothLanes(t, Options{MaxBatch: 1}) })
+}
+
+func closeAnswersBothLanes(t *testing.T, opts Options) {
+	s, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
