@@ -184,12 +184,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 		for read() != nil {
 		}
 	})
-	r := open(t, t.TempDir())
-	defer r.Close()
-	_ = r.Configure(srv.URL, "alice", "tok")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	r, stop := runLive(t, srv)
 	deadline := time.Now().Add(5 * time.Second)
 	for !r.connected.Load() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -197,10 +192,21 @@ func TestRunStopsOnCancel(t *testing.T) {
 	if !r.connected.Load() {
 		t.Fatal("never connected")
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runLive runs a replica configured for srv live (Run) until stop, which
+// returns what Run returned.
+func runLive(t *testing.T, srv *httptest.Server) (r *Replica, stop func() error) {
+	r = open(t, t.TempDir())
+	t.Cleanup(func() { r.Close() })
+	_ = r.Configure(srv.URL, "alice", "tok")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return r, func() error { cancel(); return <-done }
 }
 
 // A change the server acknowledged is held in memory until the changes
@@ -315,12 +321,7 @@ func TestOnlyFullBatchesAreAcknowledged(t *testing.T) {
 		for read() != nil {
 		}
 	})
-	r := open(t, t.TempDir())
-	defer r.Close()
-	_ = r.Configure(srv.URL, "alice", "tok")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	r, stop := runLive(t, srv)
 	deadline := time.After(2 * time.Second)
 	applied := func() uint64 {
 		if st, _ := r.Status(); st.Cursor != nil {
@@ -335,8 +336,7 @@ func TestOnlyFullBatchesAreAcknowledged(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	cancel()
-	<-done
+	_ = stop()
 	if acks := <-got; !slices.Equal(acks, []uint64{3, 5, 6}) {
 		t.Errorf("acks %v, want [3 5 6]", acks)
 	}
