@@ -43,9 +43,7 @@ func Decode(frame []byte) (*Message, error) {
 		return nil, err
 	}
 	var m Message
-	if a, ok := decodeAck(frame); ok {
-		return &Message{T: TypeAck, Ack: a}, nil
-	} else if p, ok, err := decodePush(frame); err != nil {
+	if p, ok, err := decodePush(frame); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	} else if ok {
 		m = Message{T: TypePush, Push: p}
@@ -142,65 +140,6 @@ type blinder struct {
 	key []byte
 	h   hash.Hash
 	buf []byte
-}
-
-// decodeAck decodes the ack frame a replica sends for every changes batch,
-// the hot path of fan-out, when it has exactly the shape Encode writes:
-// {"t": "ack", "ack": {"cursor": {"epoch": str, "seq": uint}}}, in any key
-// order within the cursor. ok is false for anything else, which then takes
-// the general path (and its errors): this path never refuses a frame.
-func decodeAck(frame []byte) (a *Ack, ok bool) {
-	r := mp.NewReader(frame)
-	if n, err := r.MapLen(); err != nil || n != 2 {
-		return nil, false
-	}
-	for _, want := range [...]string{"t", TypeAck, "ack"} {
-		if b, err := r.Bytes(); err != nil || string(b) != want {
-			return nil, false
-		}
-	}
-	if n, err := r.MapLen(); err != nil || n != 1 {
-		return nil, false
-	}
-	if b, err := r.Bytes(); err != nil || string(b) != "cursor" {
-		return nil, false
-	}
-	if n, err := r.MapLen(); err != nil || n != 2 {
-		return nil, false
-	}
-	var c Cursor
-	var seen [2]bool
-	for range 2 {
-		k, err := r.Bytes()
-		if err != nil || r.Len() == 0 {
-			return nil, false
-		}
-		code := frame[len(frame)-r.Len()]
-		switch string(k) {
-		case "epoch":
-			if seen[0] || !(code&0xe0 == 0xa0 || code == 0xd9) {
-				return nil, false
-			}
-			if c.Epoch, err = r.String(); err != nil {
-				return nil, false
-			}
-			seen[0] = true
-		case "seq":
-			if seen[1] || !(code <= 0x7f || (code >= 0xcc && code <= 0xcf)) {
-				return nil, false
-			}
-			if c.Seq, err = r.Uint(); err != nil {
-				return nil, false
-			}
-			seen[1] = true
-		default:
-			return nil, false
-		}
-	}
-	if r.Len() != 0 {
-		return nil, false
-	}
-	return &Ack{Cursor: c}, true
 }
 
 // decodePush decodes a push frame by hand (internal/mp), the hot path of a
