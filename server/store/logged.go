@@ -245,22 +245,24 @@ func (s *Store) CatchUp(ctx context.Context, user string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrLogUnavailable, err)
 	}
-	for _, e := range entries {
+	send := func(it logItem) error {
 		select {
-		case ls.entries <- logItem{e: e}:
+		case ls.entries <- it:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.done:
 			return ErrClosed
 		}
 	}
+	for _, e := range entries {
+		if err := send(logItem{e: e}); err != nil {
+			return err
+		}
+	}
 	done := make(chan struct{})
-	select {
-	case ls.entries <- logItem{done: done}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.done:
-		return ErrClosed
+	if err := send(logItem{done: done}); err != nil {
+		return err
 	}
 	select {
 	case <-done:
