@@ -214,10 +214,14 @@ func (s *Store) compactCandidates(user string, cutoff int64) ([]compactTomb, []c
 		return nil
 	}
 	err := s.db.View(func(txn *badger.Txn) error {
+		tx := &Tx{s: s, txn: txn, user: user, readOnly: true}
 		for _, kind := range []model.Kind{model.KindChannel, model.KindFolder, model.KindEvent} {
 			err := each(txn, keyItemPrefix(user, kind), func(id string, v []byte) error {
+				if m, isRef, err := parseItemRef(v); isRef && err == nil && (!m.deleted || m.seq == 0) {
+					return nil // not a tombstone in a feed: no need to read its record
+				}
 				var r Record
-				if err := decode(v, &r); err != nil {
+				if err := tx.decodeItem(v, &r); err != nil {
 					return fmt.Errorf("item %s/%s: %w", kind, id, err)
 				}
 				if r.Doc.IsDeleted() && r.Seq != 0 && r.Doc.Deleted.Time <= cutoff {
@@ -229,7 +233,6 @@ func (s *Store) compactCandidates(user string, cutoff int64) ([]compactTomb, []c
 				return err
 			}
 		}
-		tx := &Tx{s: s, txn: txn, user: user, readOnly: true}
 		return each(txn, keyUser(user)+"x/", func(rest string, v []byte) error {
 			// <channel>/<k>/<id>: ids never hold '/'.
 			i := strings.LastIndexByte(rest, '/')

@@ -9,7 +9,7 @@
 //	tok/<token>                         <user>/<access id>
 //	meta/epoch                          the store's epoch (new on restore)
 //	u/<user>/seq                        head sequence of the user's change log
-//	u/<user>/i/<k>/<id>                 item record: crdt.Doc, feed seq, feed channel (msgpack)
+//	u/<user>/i/<k>/<id>                 the item: a reference to the feed entry holding its record, or the record
 //	u/<user>/f/<channel>/<seq>          feed entry: the item at that seq with its record, or an exit marker
 //	u/<user>/x/<channel>/<k>/<id>       seq of the item's exit marker in that channel's feed
 //	u/<user>/t/<channel>/<time>/<id>    event time index (time as order-preserving 8 bytes)
@@ -36,10 +36,17 @@
 //     its group commit's write set with an undo log, and are rolled back
 //     before the next request runs if it fails; only the write sets of
 //     group commits reach Badger.
-//   - A feed entry that is not an exit carries its item's record, the very
-//     bytes PutItem stores under the item's key in the same transaction
-//     ("<k>=" + uvarint id length + id + record); entries of the older form
-//     ("<k>:<id>") are read through the item's key.
+//   - Each record is written once: a feed entry that is not an exit
+//     carries its item's record (crdt.Doc, feed seq, feed channel, in
+//     msgpack: "<k>=" + uvarint id length + id + record), and PutItem
+//     stores under the item's key only a reference to that entry (0xc1, a
+//     byte msgpack never uses, then flags, seq, indexed time and channel:
+//     what the next write needs to update the indexes). The item's key holds
+//     the record itself only for a tombstone whose feed entry compaction
+//     removed, and in stores written before records moved into the feed,
+//     where feed entries of the older form ("<k>:<id>") are read through the
+//     item's key. A reference whose entry is missing or holds another
+//     record is ErrCorrupt.
 //   - A corrupt stored value makes reads return an error, never panic:
 //     records are read by a bounds-checked hand decoder (decodeRecord over
 //     internal/mp), every other msgpack value passes the syncproto

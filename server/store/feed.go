@@ -143,6 +143,19 @@ func (t *Tx) ReadFeed(channels []string, after uint64, fn func(e FeedEntry) (boo
 	return nil
 }
 
+// feedRecordBytes returns the record a feed entry's value carries (ok false
+// when it carries none or is malformed), without copying.
+func feedRecordBytes(v []byte) (rec []byte, ok bool) {
+	if len(v) < 3 || v[1] != '=' {
+		return nil, false
+	}
+	n, w := binary.Uvarint(v[2:])
+	if w <= 0 || n == 0 || n > uint64(len(v)-2-w) {
+		return nil, false
+	}
+	return v[2+w+int(n):], true
+}
+
 // parseFeedValue reads a feed entry's value (see feedRef and feedValue),
 // copying what it keeps.
 func parseFeedValue(v []byte, e *FeedEntry) error {

@@ -41,7 +41,7 @@ func (t *Tx) Item(kind model.Kind, id string) (*Record, bool, error) {
 		return nil, false, nil
 	}
 	var r Record
-	if err := decode(raw, &r); err != nil {
+	if err := t.decodeItem(raw, &r); err != nil {
 		return nil, false, fmt.Errorf("item %s/%s: %w", kind, id, err)
 	}
 	if !t.readOnly {
@@ -56,7 +56,7 @@ func (t *Tx) Items(kind model.Kind, fn func(id string, r *Record) (bool, error))
 	prefix := keyItemPrefix(t.user, kind)
 	return t.scan(prefix, false, func(k string, raw []byte) (bool, error) {
 		var r Record
-		if err := decode(raw, &r); err != nil {
+		if err := t.decodeItem(raw, &r); err != nil {
 			return false, fmt.Errorf("item %s: %w", k, err)
 		}
 		return fn(k[len(prefix):], &r)
@@ -118,6 +118,12 @@ func (t *Tx) oldMeta(kind model.Kind, id, key string) (itemMeta, bool, error) {
 	}
 	if e, hit := t.meta[key]; hit && e.raw != nil && bytes.Equal(e.raw, raw) {
 		return e.m, true, nil
+	}
+	if m, isRef, err := parseItemRef(raw); isRef {
+		if err != nil {
+			return itemMeta{}, false, fmt.Errorf("item %s/%s: %w", kind, id, err)
+		}
+		return m, true, nil
 	}
 	var r Record
 	if err := decode(raw, &r); err != nil {
@@ -202,11 +208,13 @@ func (t *Tx) PutItem(kind model.Kind, id string, d crdt.Doc) (uint64, error) {
 			}
 		}
 	}
-	enc := encode(&rec)
-	t.set(ikey, enc)
-	t.set(keyFeed(t.user, ch, seq), feedValue(kind, id, enc))
+	// The record goes into the feed entry only; the item's key points there.
+	m := metaOf(&rec)
+	ref := itemRef(m)
+	t.set(ikey, ref)
+	t.set(keyFeed(t.user, ch, seq), feedValue(kind, id, encode(&rec)))
 	if t.meta != nil {
-		t.meta[ikey] = metaEntry{raw: enc, m: metaOf(&rec)}
+		t.meta[ikey] = metaEntry{raw: ref, m: m}
 	}
 	t.Notify(kind, ch)
 	if kind == model.KindChannel {
@@ -228,14 +236,86 @@ func feedRef(kind model.Kind, exit bool, id string) []byte {
 }
 
 // feedValue is an entry's value that carries the item's record:
-// "<k>=" + uvarint(len(id)) + id + record. The record is the one PutItem
-// stores under the item's key in the same transaction, so a feed reader
-// gets the item without a random read.
+// "<k>=" + uvarint(len(id)) + id + record. It is where PutItem stores the
+// record (the item's key holds an itemRef to it), so a feed reader gets the
+// item without a random read and each record is written once.
 func feedValue(kind model.Kind, id string, rec []byte) []byte {
 	b := make([]byte, 0, 2+binary.MaxVarintLen64+len(id)+len(rec))
 	b = append(b, kindByte(kind)[0], '=')
 	b = binary.AppendUvarint(b, uint64(len(id)))
 	return append(append(b, id...), rec...)
+}
+
+// An item's key holds either its record inline (msgpack, as compaction
+// leaves a tombstone and as PutItem wrote before records moved into the
+// feed) or an itemRef: refMark, a flags byte, the seq of the feed entry that
+// carries the record, the indexed time (float64 bits) and the channel whose
+// feed holds the entry. refMark (0xc1) is the one byte msgpack never uses,
+// so no inline record starts with it. The ref carries the record's itemMeta,
+// so a write to an existing item reads no record to update its indexes.
+const (
+	refMark    = 0xc1
+	refRunning = 1 << 0
+	refDeleted = 1 << 1
+	refHeader  = 2 + 8 + 8
+)
+
+func itemRef(m itemMeta) []byte {
+	var flags byte
+	if m.running {
+		flags |= refRunning
+	}
+	if m.deleted {
+		flags |= refDeleted
+	}
+	b := make([]byte, 0, refHeader+len(m.channel))
+	b = append(b, refMark, flags)
+	b = binary.BigEndian.AppendUint64(b, m.seq)
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(m.time))
+	return append(b, m.channel...)
+}
+
+// parseItemRef reads an itemRef; isRef is false for an inline record.
+func parseItemRef(v []byte) (m itemMeta, isRef bool, err error) {
+	if len(v) == 0 || v[0] != refMark {
+		return m, false, nil
+	}
+	if len(v) < refHeader || v[1]&^(refRunning|refDeleted) != 0 {
+		return m, true, fmt.Errorf("%w: malformed item reference", ErrCorrupt)
+	}
+	m.running = v[1]&refRunning != 0
+	m.deleted = v[1]&refDeleted != 0
+	m.seq = binary.BigEndian.Uint64(v[2:])
+	m.time = math.Float64frombits(binary.BigEndian.Uint64(v[10:]))
+	m.channel = string(v[refHeader:])
+	return m, true, nil
+}
+
+// decodeItem decodes an item key's value into r: the inline record, or the
+// record carried by the feed entry an itemRef points to.
+func (t *Tx) decodeItem(raw []byte, r *Record) error {
+	m, isRef, err := parseItemRef(raw)
+	if !isRef {
+		return decode(raw, r)
+	}
+	if err != nil {
+		return err
+	}
+	v, ok, err := t.get(keyFeed(t.user, m.channel, m.seq))
+	if err != nil {
+		return err
+	}
+	rec, good := feedRecordBytes(v)
+	if !ok || !good {
+		return fmt.Errorf("%w: no record in feed entry %s/%d", ErrCorrupt, m.channel, m.seq)
+	}
+	if err := decodeRecord(rec, r); err != nil {
+		return err
+	}
+	if r.Seq != m.seq || r.Channel != m.channel {
+		return fmt.Errorf("%w: feed entry %s/%d holds the record of seq %d", ErrCorrupt, m.channel, m.seq, r.Seq)
+	}
+	return nil
 }
 
 func beUint(b []byte) uint64 {

@@ -497,8 +497,16 @@ func TestFeedEntryCarriesTheRecord(t *testing.T) {
 		return recs, err
 	}
 	var seq uint64
-	s.View("u", func(tx *Tx) error { r, _, _ := tx.Item(model.KindEvent, "x"); seq = r.Seq; return nil })
+	var inline []byte
+	s.View("u", func(tx *Tx) error {
+		r, _, _ := tx.Item(model.KindEvent, "x")
+		seq, inline = r.Seq, encode(r)
+		return nil
+	})
+	// The oldest layout: the record under the item's key, a bare reference
+	// in the feed.
 	if err := s.Update(ctx, "u", func(tx *Tx) error {
+		tx.PutRaw(keyItem("u", model.KindEvent, "x"), inline)
 		tx.PutRaw(keyFeed("u", "b", seq), feedRef(model.KindEvent, false, "x"))
 		return nil
 	}); err != nil {
@@ -521,5 +529,94 @@ func TestFeedEntryCarriesTheRecord(t *testing.T) {
 		if _, err := read(); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: %v, want ErrCorrupt", name, err)
 		}
+	}
+}
+
+// An item's key holds a reference to the feed entry that carries its record
+// (the record is written once); a reference that is malformed, or whose
+// entry is gone or holds another record, is ErrCorrupt, never a panic.
+func TestItemRefPointsIntoTheFeed(t *testing.T) {
+	s, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	v := crdt.Version{Time: 5, Node: "t"}
+	d := crdt.Doc{Fields: map[string]crdt.Field{"channelId": {V: v, Val: []byte(`"a"`)}, "time": {V: v, Val: []byte(`3`)}, "duration": {V: v, Val: []byte(`null`)}}}
+	var seq uint64
+	if err := s.Update(ctx, "u", func(tx *Tx) error { seq, err = tx.PutItem(model.KindEvent, "x", d); return err }); err != nil {
+		t.Fatal(err)
+	}
+	var ref, entry []byte
+	s.View("u", func(tx *Tx) error {
+		ref, _, _ = tx.get(keyItem("u", model.KindEvent, "x"))
+		entry, _, _ = tx.get(keyFeed("u", "a", seq))
+		return nil
+	})
+	m, isRef, err := parseItemRef(ref)
+	if !isRef || err != nil || m != (itemMeta{seq: seq, channel: "a", time: 3, running: true}) {
+		t.Fatalf("item key holds %q: %+v %v %v", ref, m, isRef, err)
+	}
+	rec, ok := feedRecordBytes(entry)
+	if !ok || bytes.Contains(ref, rec) || len(ref) >= len(rec) {
+		t.Fatalf("the record is not in the feed entry only: key %q, entry %q", ref, entry)
+	}
+	item := func() (*Record, error) {
+		var r *Record
+		err := s.View("u", func(tx *Tx) error {
+			var err error
+			r, _, err = tx.Item(model.KindEvent, "x")
+			return err
+		})
+		return r, err
+	}
+	if r, err := item(); err != nil || r.Seq != seq || r.Channel != "a" || r.Time != 3 || !r.Running || !crdt.Equal(r.Doc, d) {
+		t.Fatalf("Item: %+v, %v", r, err)
+	}
+	put := func(key string, v []byte) {
+		t.Helper()
+		if err := s.Update(ctx, "u", func(tx *Tx) error {
+			if v == nil {
+				tx.del(key)
+			} else {
+				tx.PutRaw(key, v)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := itemRef(itemMeta{seq: seq + 7, channel: "a"})
+	for name, c := range map[string]struct{ key, entry []byte }{
+		"short reference":      {ref[:refHeader-1], entry},
+		"unknown flags":        {append([]byte{refMark, 0x80}, ref[2:]...), entry},
+		"entry gone":           {ref, nil},
+		"entry is a bare ref":  {ref, feedRef(model.KindEvent, false, "x")},
+		"entry is an exit":     {ref, feedRef(model.KindEvent, true, "x")},
+		"garbage record":       {ref, []byte{'e', '=', 1, 'x', 0xc1}},
+		"another seq's record": {other, entry},
+	} {
+		put(keyItem("u", model.KindEvent, "x"), c.key)
+		if bytes.Equal(c.key, other) {
+			put(keyFeed("u", "a", seq+7), c.entry)
+		} else {
+			put(keyFeed("u", "a", seq), c.entry)
+		}
+		if r, err := item(); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %+v, %v, want ErrCorrupt", name, r, err)
+		}
+		put(keyFeed("u", "a", seq+7), nil)
+	}
+	// A record stored inline (before records moved into the feed) reads as
+	// it did.
+	var inline Record
+	if err := decodeRecord(rec, &inline); err != nil {
+		t.Fatal(err)
+	}
+	put(keyItem("u", model.KindEvent, "x"), encode(&inline))
+	put(keyFeed("u", "a", seq), nil)
+	if r, err := item(); err != nil || r.Seq != seq || !crdt.Equal(r.Doc, d) {
+		t.Fatalf("inline record: %+v, %v", r, err)
 	}
 }

@@ -388,7 +388,7 @@ func (t *Tx) Peek(kind model.Kind, id string) (*Record, bool, error) {
 		return e.r, true, nil
 	}
 	r := new(Record)
-	if err := decode(raw, r); err != nil {
+	if err := t.decodeItem(raw, r); err != nil {
 		return nil, false, fmt.Errorf("item %s/%s: %w", kind, id, err)
 	}
 	// Remembering a snapshot read makes the next itemRaw return these very
