@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -88,11 +89,21 @@ func (rc *rawConn) send(ctx context.Context, m *syncproto.Message) error {
 	return rc.c.Write(ctx, websocket.MessageBinary, b)
 }
 
+// read reads the next message. The frame goes into a pooled buffer (what
+// read returns does not refer to it): the load generator shares the
+// machine with the server it measures, so it allocates little.
 func (rc *rawConn) read(ctx context.Context) (*lightMsg, error) {
-	_, b, err := rc.c.Read(ctx)
+	_, r, err := rc.c.Reader(ctx)
 	if err != nil {
 		return nil, err
 	}
+	buf := framePool.Get().(*bytes.Buffer)
+	defer framePool.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
 	// A changes batch (the frequent, large frame) is scanned, not decoded.
 	if _, changes, cursor, caughtUp, err := scanChanges(b, nil); err != nil {
 		return nil, err
