@@ -73,7 +73,7 @@ func (ic *idleClient) loop() {
 			caughtU bool
 		)
 		if err == nil {
-			ids, ch, cursor, caughtU, err = scanChanges(buf.Bytes(), ids[:0])
+			ids, ch, cursor, caughtU, err = scanChanges(buf.Bytes(), ids[:0], true)
 		}
 		if p := ic.current.Load(); err == nil && ch && p != nil {
 			for _, id := range ids {
@@ -113,11 +113,11 @@ var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // scanChanges reads what an idle client needs of a frame without decoding
 // the documents: whether it is a changes batch, its items' ids (appended to
-// ids, aliasing frame), its cursor and caughtUp. At 10 000 connections the
+// ids, aliasing frame, when wantIDs), its cursor and caughtUp. At 10 000 connections the
 // client shares the cores with the server it measures, so it keeps its
 // per-frame work small. An error frame is decoded whole and returned as an
 // error.
-func scanChanges(frame []byte, ids [][]byte) (_ [][]byte, changes bool, cursor syncproto.Cursor, caughtUp bool, err error) {
+func scanChanges(frame []byte, ids [][]byte, wantIDs bool) (_ [][]byte, changes bool, cursor syncproto.Cursor, caughtUp bool, err error) {
 	r := mp.NewReader(frame)
 	serverErr := false
 	err = r.Map(func(k []byte) (err error) {
@@ -133,7 +133,7 @@ func scanChanges(frame []byte, ids [][]byte) (_ [][]byte, changes bool, cursor s
 				return nil
 			}
 			changes = true
-			ids, cursor, caughtUp, err = scanBatch(r, ids)
+			ids, cursor, caughtUp, err = scanBatch(r, ids, wantIDs)
 		default:
 			err = r.Skip()
 		}
@@ -152,10 +152,13 @@ func scanChanges(frame []byte, ids [][]byte) (_ [][]byte, changes bool, cursor s
 // errStop ends a scan early.
 var errStop = errors.New("stop")
 
-func scanBatch(r *mp.Reader, ids [][]byte) (_ [][]byte, cursor syncproto.Cursor, caughtUp bool, err error) {
+func scanBatch(r *mp.Reader, ids [][]byte, wantIDs bool) (_ [][]byte, cursor syncproto.Cursor, caughtUp bool, err error) {
 	err = r.Map(func(k []byte) (err error) {
 		switch string(k) {
 		case "items":
+			if !wantIDs {
+				return r.Skip()
+			}
 			var items int
 			items, err = r.ArrayLen()
 			for j := 0; j < items && err == nil; j++ {

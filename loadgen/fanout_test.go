@@ -38,7 +38,12 @@ func TestScanChangesReadsWhatTheCodecWrites(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ids, changes, cursor, caughtUp, err := scanChanges(frame, nil)
+			// Without ids (a pusher's read), the rest is the same.
+			_, changes2, cursor2, caughtUp2, err2 := scanChanges(frame, nil, false)
+			ids, changes, cursor, caughtUp, err := scanChanges(frame, nil, true)
+			if (err == nil) != (err2 == nil) || changes2 != changes || cursor2 != cursor || caughtUp2 != caughtUp {
+				t.Fatalf("without ids: changes %v cursor %+v caughtUp %v (%v), with: %v %+v %v (%v)", changes2, cursor2, caughtUp2, err2, changes, cursor, caughtUp, err)
+			}
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error: got %v, want one naming %s", err, tc.err)

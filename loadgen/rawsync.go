@@ -105,7 +105,7 @@ func (rc *rawConn) read(ctx context.Context) (*lightMsg, error) {
 	}
 	b := buf.Bytes()
 	// A changes batch (the frequent, large frame) is scanned, not decoded.
-	if _, changes, cursor, caughtUp, err := scanChanges(b, nil); err != nil {
+	if _, changes, cursor, caughtUp, err := scanChanges(b, nil, false); err != nil {
 		return nil, err
 	} else if changes {
 		return &lightMsg{T: syncproto.TypeChanges, Changes: &lightChanges{Cursor: cursor, CaughtUp: caughtUp}}, nil

@@ -212,7 +212,7 @@ func (t *Tx) PutItem(kind model.Kind, id string, d crdt.Doc) (uint64, error) {
 	m := metaOf(&rec)
 	ref := itemRef(m)
 	t.set(ikey, ref)
-	t.set(keyFeed(t.user, ch, seq), feedValue(kind, id, encode(&rec)))
+	t.set(keyFeed(t.user, ch, seq), feedValueOf(kind, id, &rec))
 	if t.meta != nil {
 		t.meta[ikey] = metaEntry{raw: ref, m: m}
 	}
@@ -468,6 +468,20 @@ func (t *Tx) EventsByTime(channel string, from, to float64, asc bool, fn func(id
 // encodeBuf holds scratch buffers: a record is encoded into one, then
 // copied out at its exact size.
 var encodeBuf = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// feedValueOf is feedValue(kind, id, encodeRecord(r)) in one allocation.
+func feedValueOf(kind model.Kind, id string, r *Record) []byte {
+	bp := encodeBuf.Get().(*[]byte)
+	b := append((*bp)[:0], kindByte(kind)[0], '=')
+	b = binary.AppendUvarint(b, uint64(len(id)))
+	b = appendRecord(append(b, id...), r)
+	out := bytes.Clone(b)
+	if cap(b) <= 1<<16 {
+		*bp = b
+		encodeBuf.Put(bp)
+	}
+	return out
+}
 
 func encodeRecord(r *Record) []byte {
 	bp := encodeBuf.Get().(*[]byte)

@@ -620,3 +620,31 @@ func TestItemRefPointsIntoTheFeed(t *testing.T) {
 		t.Fatalf("inline record: %+v, %v", r, err)
 	}
 }
+
+// feedValueOf builds in one allocation what feedValue builds over
+// encodeRecord (documents are maps, so compared decoded), which the feed
+// reader and decodeItem parse.
+func TestFeedValueOfMatchesFeedValue(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	for i := range 500 {
+		r := randRecord(rng, i%50 == 0)
+		id := fmt.Sprintf("id%d", i)
+		got, want := feedValueOf(model.KindEvent, id, &r), feedValue(model.KindEvent, id, encodeRecord(&r))
+		var eg, ew FeedEntry
+		if err := parseFeedValue(got, &eg); err != nil || len(got) != len(want) {
+			t.Fatalf("record %d: %v, %d bytes, want %d", i, err, len(got), len(want))
+		}
+		if err := parseFeedValue(want, &ew); err != nil || eg.ID != id || eg.Kind != model.KindEvent {
+			t.Fatalf("record %d: entry %s/%s (%v)", i, eg.Kind, eg.ID, err)
+		}
+		rec, ok := feedRecordBytes(got)
+		var dg, dw Record
+		if !ok || !bytes.Equal(rec, eg.Raw) || decodeRecord(rec, &dg) != nil || decodeRecord(ew.Raw, &dw) != nil {
+			t.Fatalf("record %d: feedRecordBytes %v", i, ok)
+		}
+		// NaN != NaN: compare the time's bits.
+		if math.Float64bits(dg.Time) != math.Float64bits(dw.Time) || dg.Running != dw.Running || dg.Seq != dw.Seq || dg.Channel != dw.Channel || !crdt.Equal(dg.Doc, dw.Doc) {
+			t.Fatalf("record %d: feedValueOf carries %+v, want %+v", i, dg, dw)
+		}
+	}
+}
