@@ -47,6 +47,12 @@
 //     where feed entries of the older form ("<k>:<id>") are read through the
 //     item's key. A reference whose entry is missing or holds another
 //     record is ErrCorrupt.
+//   - Item keys are never deleted. In single-node mode the committer keeps
+//     per user a Bloom filter of the item keys Badger holds (idfilter.go),
+//     so that a create skips the read that would find its id unused; the
+//     filter never misses a key: built from a scan plus the flight's and the
+//     open group commit's writes, then fed every group commit's item keys
+//     as it is handed to Badger.
 //   - A corrupt stored value makes reads return an error, never panic:
 //     records are read by a bounds-checked hand decoder (decodeRecord over
 //     internal/mp), every other msgpack value passes the syncproto

@@ -104,6 +104,11 @@ func (t *Tx) itemRaw(key string) (raw []byte, ok, snap bool, err error) {
 	if e, hit := t.meta[key]; hit && e.snap {
 		return e.raw, e.raw != nil, true, nil
 	}
+	if t.c != nil {
+		if f := t.c.itemFilter(t.user); f != nil && !f.mayHave(key) {
+			return nil, false, true, nil // never written (idfilter.go)
+		}
+	}
 	raw, ok, err = t.snapGet(key)
 	return raw, ok, true, err
 }

@@ -460,6 +460,9 @@ type committer struct {
 	undo   []undoEntry       // reused by each request's undo log
 	spare  map[string][]byte // a landed flight's write set, cleared for reuse
 	hint   int               // size of the last write set, to presize the next
+
+	filters     map[string]*idFilter // per user, the item keys Badger holds (idfilter.go)
+	filterBytes int
 }
 
 // flight is a group commit handed to Badger; done closes once it is durable
@@ -697,6 +700,7 @@ func (c *committer) commit() (rerun bool) {
 	for u, h := range c.heads {
 		c.writes[keyUser(u)+"seq"] = be64(h)
 	}
+	c.noteItemKeys(c.writes)
 	txn := s.db.NewTransaction(true)
 	var err error
 	for k, v := range c.writes {
