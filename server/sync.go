@@ -828,11 +828,11 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 				// one that exists as it is stored (wireDoc changes only a
 				// folder's parent, and only for a non-personal access):
 				// the entry's bytes go out without decoding.
-				doc, info, err := e.ScanDoc(model.FieldCreated)
+				doc, deleted, created, err := e.Summary()
 				if err != nil {
 					return false, err
 				}
-				if !info.Deleted && info.HasField {
+				if !deleted && created {
 					batch.Items = append(batch.Items, syncproto.Item{Kind: string(e.Kind), ID: e.ID, RawDoc: doc})
 					size += 64 + len(doc)
 				} else if !quiet {

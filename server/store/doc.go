@@ -38,15 +38,19 @@
 //     group commits reach Badger.
 //   - Each record is written once: a feed entry that is not an exit
 //     carries its item's record (crdt.Doc, feed seq, feed channel, in
-//     msgpack: "<k>=" + uvarint id length + id + record), and PutItem
-//     stores under the item's key only a reference to that entry (0xc1, a
-//     byte msgpack never uses, then flags, seq, indexed time and channel:
-//     what the next write needs to update the indexes). The item's key holds
-//     the record itself only for a tombstone whose feed entry compaction
-//     removed, and in stores written before records moved into the feed,
-//     where feed entries of the older form ("<k>:<id>") are read through the
-//     item's key. A reference whose entry is missing or holds another
-//     record is ErrCorrupt.
+//     msgpack), with a header that says whether the document is a
+//     tombstone, whether it has the created field, and where it lies in the
+//     record ("<k>+" + flags + uvarint id length + id + uvarint offset +
+//     uvarint length + record; "<k>=" + uvarint id length + id + record in
+//     older stores), so that a feed reader sends it without scanning it.
+//     PutItem stores under the item's key only a reference to that entry
+//     (0xc1, a byte msgpack never uses, then flags, seq, indexed time and
+//     channel: what the next write needs to update the indexes). The item's
+//     key holds the record itself only for a tombstone whose feed entry
+//     compaction removed, and in stores written before records moved into
+//     the feed, where feed entries of the older form ("<k>:<id>") are read
+//     through the item's key. A reference whose entry is missing or holds
+//     another record is ErrCorrupt.
 //   - Item keys are never deleted. In single-node mode the committer keeps
 //     per user a Bloom filter of the item keys Badger holds (idfilter.go),
 //     so that a create skips the read that would find its id unused; the

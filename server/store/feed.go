@@ -29,6 +29,11 @@ type FeedEntry struct {
 	// for entries written before entries carried records); read it with
 	// Tx.FeedRecord.
 	Raw []byte
+
+	// From the entry's header ("<k>+" form, summary true): the document's
+	// bytes within Raw and what Summary reports of it.
+	summary, deleted, hasCreated bool
+	docStart, docEnd             int
 }
 
 // FeedRecord returns the record of a feed entry that is not an exit: the
@@ -146,38 +151,65 @@ func (t *Tx) ReadFeed(channels []string, after uint64, fn func(e FeedEntry) (boo
 // feedRecordBytes returns the record a feed entry's value carries (ok false
 // when it carries none or is malformed), without copying.
 func feedRecordBytes(v []byte) (rec []byte, ok bool) {
-	if len(v) < 3 || v[1] != '=' {
-		return nil, false
-	}
-	n, w := binary.Uvarint(v[2:])
-	if w <= 0 || n == 0 || n > uint64(len(v)-2-w) {
-		return nil, false
-	}
-	return v[2+w+int(n):], true
+	var e FeedEntry
+	rec, err := parseFeedBytes(v, &e)
+	return rec, err == nil && rec != nil
 }
 
-// parseFeedValue reads a feed entry's value (see feedRef and feedValue),
-// copying what it keeps.
+// parseFeedValue reads a feed entry's value (see feedRef, feedValue and
+// feedValueOf), copying what it keeps.
 func parseFeedValue(v []byte, e *FeedEntry) error {
+	rec, err := parseFeedBytes(v, e)
+	if rec != nil {
+		e.Raw = bytes.Clone(rec)
+	}
+	return err
+}
+
+// parseFeedBytes reads a feed entry's value into e, except its record,
+// which it returns (nil for a bare reference or an exit) aliasing v.
+func parseFeedBytes(v []byte, e *FeedEntry) (rec []byte, err error) {
 	if len(v) < 3 {
-		return ErrCorrupt
+		return nil, ErrCorrupt
 	}
 	e.Kind = kindOf(string(v[:1]))
+	uvarint := func(b []byte) (int, []byte, bool) {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > uint64(len(b)-w) {
+			return 0, nil, false
+		}
+		return int(n), b[w:], true
+	}
 	switch v[1] {
 	case ':', '!':
 		e.Exit = v[1] == '!'
 		e.ID = string(v[2:])
+		return nil, nil
 	case '=':
-		n, w := binary.Uvarint(v[2:])
-		if w <= 0 || n == 0 || n > uint64(len(v)-2-w) {
-			return ErrCorrupt
+		n, rest, ok := uvarint(v[2:])
+		if !ok || n == 0 {
+			return nil, ErrCorrupt
 		}
-		e.ID = string(v[2+w : 2+w+int(n)])
-		e.Raw = bytes.Clone(v[2+w+int(n):])
-	default:
-		return ErrCorrupt
+		e.ID = string(rest[:n])
+		return rest[n:], nil
+	case '+':
+		flags := v[2]
+		n, rest, ok := uvarint(v[3:])
+		if !ok || n == 0 || flags&^(feedDeleted|feedHasCreated) != 0 {
+			return nil, ErrCorrupt
+		}
+		e.ID = string(rest[:n])
+		start, rest, ok1 := uvarint(rest[n:])
+		length, rest, ok2 := uvarint(rest)
+		if !ok1 || !ok2 || start > len(rest) || length > len(rest)-start || length == 0 {
+			return nil, ErrCorrupt
+		}
+		e.summary = true
+		e.deleted, e.hasCreated = flags&feedDeleted != 0, flags&feedHasCreated != 0
+		e.docStart, e.docEnd = start, start+length
+		return rest, nil
 	}
-	return nil
+	return nil, ErrCorrupt
 }
 
 // HighWater returns the replica's last applied replica sequence.
@@ -342,6 +374,24 @@ func (s *Store) Floor(user string) uint64 {
 		return err
 	})
 	return f
+}
+
+// Summary returns the encoded document inside the record the entry
+// carries (nil when it carries none), whether it is a tombstone and whether
+// it has the created field, without decoding it: from the entry's header
+// when the entry has one, else by scanning the document (ScanDoc). The
+// header's offsets are checked against the record, but the document's
+// bytes are not: a stored value corrupted on disk goes out as it is, and
+// the replica's validation gate refuses it.
+func (e FeedEntry) Summary() (doc []byte, deleted, created bool, err error) {
+	if e.Raw == nil {
+		return nil, false, false, nil
+	}
+	if e.summary {
+		return e.Raw[e.docStart:e.docEnd:e.docEnd], e.deleted, e.hasCreated, nil
+	}
+	doc, info, err := e.ScanDoc(model.FieldCreated)
+	return doc, info.Deleted, info.HasField, err
 }
 
 // ScanDoc returns the encoded document inside the record the entry

@@ -474,15 +474,37 @@ func (t *Tx) EventsByTime(channel string, from, to float64, asc bool, fn func(id
 // copied out at its exact size.
 var encodeBuf = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// feedValueOf is feedValue(kind, id, encodeRecord(r)) in one allocation.
+// Feed entry flags of the "<k>+" form: what a reader that sends the
+// document as it is stored needs to know of it (crdt.ScanDoc's DocInfo).
+const (
+	feedDeleted    = 1 << 0 // Doc.IsDeleted
+	feedHasCreated = 1 << 1 // Doc.Has(model.FieldCreated)
+)
+
+// feedValueOf is the feed entry PutItem writes: "<k>+" + flags +
+// uvarint(len(id)) + id + uvarint(doc offset) + uvarint(doc length) +
+// record, where the document's bytes within the record are given so that a
+// reader can send them without scanning them. It carries the same record
+// as feedValue(kind, id, encodeRecord(r)), the older form.
 func feedValueOf(kind model.Kind, id string, r *Record) []byte {
 	bp := encodeBuf.Get().(*[]byte)
-	b := append((*bp)[:0], kindByte(kind)[0], '=')
-	b = binary.AppendUvarint(b, uint64(len(id)))
-	b = appendRecord(append(b, id...), r)
-	out := bytes.Clone(b)
-	if cap(b) <= 1<<16 {
-		*bp = b
+	rec, docStart, docEnd := appendRecordDoc((*bp)[:0], r)
+	var flags byte
+	if r.Doc.IsDeleted() {
+		flags |= feedDeleted
+	}
+	if r.Doc.Has(model.FieldCreated) {
+		flags |= feedHasCreated
+	}
+	out := make([]byte, 0, 3+3*binary.MaxVarintLen32+len(id)+len(rec))
+	out = append(out, kindByte(kind)[0], '+', flags)
+	out = binary.AppendUvarint(out, uint64(len(id)))
+	out = append(out, id...)
+	out = binary.AppendUvarint(out, uint64(docStart))
+	out = binary.AppendUvarint(out, uint64(docEnd-docStart))
+	out = append(out, rec...)
+	if cap(rec) <= 1<<16 {
+		*bp = rec
 		encodeBuf.Put(bp)
 	}
 	return out
@@ -501,6 +523,14 @@ func encodeRecord(r *Record) []byte {
 }
 
 func appendRecord(b []byte, r *Record) []byte {
+	b, _, _ = appendRecordDoc(b, r)
+	return b
+}
+
+// appendRecordDoc appends r's encoding to b and returns where, in what it
+// appended, the document's encoding starts and ends.
+func appendRecordDoc(b []byte, r *Record) (_ []byte, docStart, docEnd int) {
+	base := len(b)
 	n := 3
 	if r.Time != 0 {
 		n++
@@ -510,7 +540,9 @@ func appendRecord(b []byte, r *Record) []byte {
 	}
 	b = append(b, 0x80|byte(n))
 	b = append(b, 0xa1, 'd')
+	docStart = len(b) - base
 	b = crdt.AppendDoc(b, &r.Doc)
+	docEnd = len(b) - base
 	b = append(b, 0xa1, 's')
 	b = mp.AppendUint(b, r.Seq)
 	b = append(b, 0xa1, 'c')
@@ -522,7 +554,7 @@ func appendRecord(b []byte, r *Record) []byte {
 	if r.Running {
 		b = append(b, 0xa1, 'r', 0xc3)
 	}
-	return b
+	return b, docStart, docEnd
 }
 
 // decodeRecord reads a record by hand. It accepts whatever msgpack.Marshal

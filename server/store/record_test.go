@@ -621,9 +621,9 @@ func TestItemRefPointsIntoTheFeed(t *testing.T) {
 	}
 }
 
-// feedValueOf builds in one allocation what feedValue builds over
-// encodeRecord (documents are maps, so compared decoded), which the feed
-// reader and decodeItem parse.
+// feedValueOf's entry carries the record that feedValue's (the older form)
+// carries over encodeRecord (documents are maps, so compared decoded), as
+// the feed reader and decodeItem parse them.
 func TestFeedValueOfMatchesFeedValue(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	for i := range 500 {
@@ -631,8 +631,8 @@ func TestFeedValueOfMatchesFeedValue(t *testing.T) {
 		id := fmt.Sprintf("id%d", i)
 		got, want := feedValueOf(model.KindEvent, id, &r), feedValue(model.KindEvent, id, encodeRecord(&r))
 		var eg, ew FeedEntry
-		if err := parseFeedValue(got, &eg); err != nil || len(got) != len(want) {
-			t.Fatalf("record %d: %v, %d bytes, want %d", i, err, len(got), len(want))
+		if err := parseFeedValue(got, &eg); err != nil || got[1] != '+' {
+			t.Fatalf("record %d: %v, form %c", i, err, got[1])
 		}
 		if err := parseFeedValue(want, &ew); err != nil || eg.ID != id || eg.Kind != model.KindEvent {
 			t.Fatalf("record %d: entry %s/%s (%v)", i, eg.Kind, eg.ID, err)
@@ -646,5 +646,56 @@ func TestFeedValueOfMatchesFeedValue(t *testing.T) {
 		if math.Float64bits(dg.Time) != math.Float64bits(dw.Time) || dg.Running != dw.Running || dg.Seq != dw.Seq || dg.Channel != dw.Channel || !crdt.Equal(dg.Doc, dw.Doc) {
 			t.Fatalf("record %d: feedValueOf carries %+v, want %+v", i, dg, dw)
 		}
+	}
+}
+
+// An entry of the "<k>+" form tells, from its header, what ScanDoc would
+// learn by scanning its document; entries of the older form are scanned.
+func TestFeedEntrySummary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	for i := range 400 {
+		r := randRecord(rng, i%40 == 0)
+		switch i % 4 {
+		case 1:
+			r.Doc.Deleted = crdt.Version{Time: 9, Node: "t"}
+		case 2:
+			r.Doc.Fields = map[string]crdt.Field{model.FieldCreated: {V: crdt.Version{Time: 1, Node: "t"}, Val: []byte("12.5")}}
+		}
+		for _, v := range [][]byte{feedValueOf(model.KindEvent, "x", &r), feedValue(model.KindEvent, "x", encodeRecord(&r))} {
+			var e FeedEntry
+			if err := parseFeedValue(v, &e); err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+			doc, deleted, created, err := e.Summary()
+			scanned, info, err2 := e.ScanDoc(model.FieldCreated)
+			if err != nil || err2 != nil || !bytes.Equal(doc, scanned) || deleted != info.Deleted || created != info.HasField {
+				t.Fatalf("record %d (%c form): Summary %v %v (%v), ScanDoc %+v (%v), same doc %v", i, v[1], deleted, created, err, info, err2, bytes.Equal(doc, scanned))
+			}
+			if deleted != r.Doc.IsDeleted() || created != r.Doc.Has(model.FieldCreated) {
+				t.Fatalf("record %d: Summary %v %v, the record's document %v %v", i, deleted, created, r.Doc.IsDeleted(), r.Doc.Has(model.FieldCreated))
+			}
+		}
+	}
+	good := feedValueOf(model.KindEvent, "x", &Record{Doc: crdt.Doc{Deleted: crdt.Version{Time: 1, Node: "t"}}, Seq: 3})
+	// good: 'e' '+' flags 1 'x' start length record
+	for name, v := range map[string][]byte{
+		"unknown flag":         append([]byte{'e', '+', 0x80}, good[3:]...),
+		"no id":                append([]byte{'e', '+', 1, 0}, good[5:]...),
+		"doc past the end":     append(append([]byte{}, good[:5]...), append([]byte{0x7f, 2}, good[7:]...)...),
+		"doc longer than rest": append(append([]byte{}, good[:5]...), append([]byte{3, 0x7f}, good[7:]...)...),
+		"empty doc":            append(append([]byte{}, good[:5]...), append([]byte{3, 0}, good[7:]...)...),
+		"truncated header":     good[:6],
+	} {
+		var e FeedEntry
+		if err := parseFeedValue(v, &e); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", name, err)
+		}
+		if _, ok := feedRecordBytes(v); ok {
+			t.Errorf("%s: feedRecordBytes found a record", name)
+		}
+	}
+	var e FeedEntry
+	if err := parseFeedValue(good, &e); err != nil || e.ID != "x" || !e.summary || e.docStart != 3 {
+		t.Fatalf("good entry: %+v, %v", e, err)
 	}
 }
