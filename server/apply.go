@@ -137,7 +137,9 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 		// created/createdBy are fixed once set.
 		delete(delta.Fields, model.FieldCreated)
 		delete(delta.Fields, model.FieldCreatedBy)
-	case hasCreated && clientCreated.Val != nil:
+	case hasCreated && len(clientCreated.Val) > 0:
+		// (An empty value would be stored as no value: the server's
+		// stamp stays instead.)
 		// Keep the creator's own version, so a replayed creation is
 		// recognised as the same one (sameCreation).
 		delta.Fields[model.FieldCreated] = clientCreated

@@ -1010,3 +1010,67 @@ func TestStalledSessionLosesItsRightsWithItsAccess(t *testing.T) {
 		}
 	})
 }
+
+// A pushed create whose created field holds an empty value (which the
+// store's encoding keeps as no value) gets the server's created stamp, and
+// every reader sees the event: HTTP and a full-scope session alike.
+func TestPushedEmptyCreatedIsStampedByTheServer(t *testing.T) {
+	f := newActFixture(t)
+	cid := f.channel("Diary")
+	id := model.NewID()
+	d := docOf(map[string]string{"channelId": `"` + cid + `"`})
+	d.Fields[model.FieldCreated] = crdt.Field{V: crdt.Version{Time: time.Now().UnixMilli(), Node: "hostile"}, Val: []byte("MARKER")}
+	frame := frameOf(t, &syncproto.Message{T: syncproto.TypePush, Push: &syncproto.Push{Changes: []syncproto.Change{
+		{RSeq: 1, Kind: "event", ID: id, Create: true, Delta: d}}}})
+	// Empty the value in place: the encoder never writes an empty one.
+	i := bytes.Index(frame, []byte("MARKER"))
+	var hacked []byte
+	switch {
+	case i >= 2 && frame[i-2] == 0xc4 && frame[i-1] == 6: // bin8
+		hacked = append(append(append([]byte{}, frame[:i-1]...), 0), frame[i+6:]...)
+	case i >= 1 && frame[i-1] == 0xa6: // fixstr
+		hacked = append(append(append([]byte{}, frame[:i-1]...), 0xa0), frame[i+6:]...)
+	default:
+		t.Fatalf("the marker's encoding is not the expected one")
+	}
+	conn := mustDialSync(t, f.testEnv, f.user, f.tok)
+	writeFrame(conn, helloFrame(t, "hostile-"+model.NewID()))
+	for m := readMsg(t, conn); m.T != syncproto.TypeWelcome; m = readMsg(t, conn) {
+	}
+	if err := writeFrame(conn, hacked); err != nil {
+		t.Fatal(err)
+	}
+	for m := readMsg(t, conn); ; m = readMsg(t, conn) {
+		if m.T == syncproto.TypePushResult {
+			if r := m.PushResult.Results[0]; r.Status != syncproto.StatusOK {
+				t.Fatalf("push: %+v", r)
+			}
+			break
+		}
+	}
+	st, out := f.call("GET", "/"+cid+"/events/"+id, nil)
+	ev, _ := out.(map[string]any)
+	if st != 200 || ev == nil || ev["created"] == nil {
+		t.Fatalf("GET the event: %d %v", st, out)
+	}
+	reader := mustDialSync(t, f.testEnv, f.user, f.tok)
+	writeFrame(reader, helloFrame(t, "reader-"+model.NewID()))
+	found := false
+	for {
+		m := readMsg(t, reader)
+		if m.T != syncproto.TypeChanges {
+			continue
+		}
+		for _, it := range m.Changes.Items {
+			if it.ID == id {
+				found = model.Exists(it.Doc) && it.Doc.Has(model.FieldCreated)
+			}
+		}
+		if m.Changes.CaughtUp {
+			break
+		}
+	}
+	if !found {
+		t.Fatal("a full-scope session did not receive the event with its created field")
+	}
+}

@@ -15,8 +15,9 @@ import (
 // read is skipped when the filter says the key was never written.
 //
 // The filter must never miss a key Badger holds. It is built from a scan of
-// the user's item keys in a fresh snapshot, plus the item keys of the group
-// commit in flight (handed to Badger, maybe not yet visible); from then on,
+// the user's item keys in the snapshot under the flight, plus the item keys
+// of the group commit in flight (handed to Badger, not in that snapshot)
+// and of the open one; from then on,
 // every group commit adds its item keys when it is handed to Badger. Only
 // the committer goroutine touches the filters, and in single-node mode every
 // write reaches Badger through it (Open's epoch and Restore's load write no
@@ -32,13 +33,16 @@ import (
 // positives about 0.2 % when full). A filter starts with room for half again
 // the keys it was built with; when its last layer is full, a layer four
 // times as large is added. The filters of all users together stay under
-// filterBudget bytes: past it, they are all dropped and rebuilt as needed.
+// filterBudget bytes: past it, they are all dropped and rebuilt as needed;
+// a user whose filter alone would take a quarter of it gets none.
 const (
 	filterBitsPerKey = 16
 	filterProbes     = 5
 	filterMinKeys    = 64
-	filterBudget     = 64 << 20
 )
+
+// filterBudget is a variable for tests.
+var filterBudget = 64 << 20
 
 var filterSeed = maphash.MakeSeed()
 
@@ -129,7 +133,12 @@ func itemUser(key string) (string, bool) {
 }
 
 // itemFilter returns user's filter, building it on first use; nil in
-// cluster mode, or when the scan fails (reads then go to Badger).
+// cluster mode, and for a user whose filter would take more than a quarter
+// of filterBudget (reads then go to Badger, as they did before filters).
+//
+// The build scans the snapshot under the flight (c.snap, which holds every
+// group commit that landed before it), then adds the flight's writes and
+// the open group commit's: a fresh snapshot would wait for the flight.
 func (c *committer) itemFilter(user string) *idFilter {
 	if c.s.logs != nil {
 		return nil
@@ -139,23 +148,20 @@ func (c *committer) itemFilter(user string) *idFilter {
 	}
 	prefix := keyUser(user) + "i/"
 	var keys []string
-	txn := c.s.db.NewTransaction(false)
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = []byte(prefix)
 	opts.PrefetchValues = false
-	it := txn.NewIterator(opts)
+	it := c.snap.NewIterator(opts)
 	for it.Rewind(); it.Valid(); it.Next() {
 		keys = append(keys, string(it.Item().Key()))
 	}
 	it.Close()
-	txn.Discard()
 	f := newIDFilter(len(keys))
 	for _, k := range keys {
 		f.add(k)
 	}
-	// The flight's keys may not be visible to the scan yet; the open group
-	// commit's are added when it is handed to Badger, but adding them now
-	// does no harm.
+	// The open group commit's keys are added again when it is handed to
+	// Badger; adding them now does no harm.
 	sets := []map[string][]byte{c.writes}
 	if c.flight != nil {
 		sets = append(sets, c.flight.writes)
@@ -167,14 +173,18 @@ func (c *committer) itemFilter(user string) *idFilter {
 			}
 		}
 	}
-	if len(keys) > 0 && f.size() > filterBudget {
-		return nil // too large to keep: reads go to Badger
-	}
-	if c.filters == nil || c.filterBytes+f.size() > filterBudget {
+	if f.size() > filterBudget/4 {
+		f = nil // remembered: no rescan on the next read
+	} else if c.filters == nil || c.filterBytes+f.size() > filterBudget {
 		c.filters, c.filterBytes = map[string]*idFilter{}, 0
 	}
+	if c.filters == nil {
+		c.filters = map[string]*idFilter{}
+	}
 	c.filters[user] = f
-	c.filterBytes += f.size()
+	if f != nil {
+		c.filterBytes += f.size()
+	}
 	return f
 }
 
@@ -192,5 +202,10 @@ func (c *committer) noteItemKeys(writes map[string][]byte) {
 				c.filterBytes += f.add(k)
 			}
 		}
+	}
+	if c.filterBytes > filterBudget {
+		// Rebuilt as needed, from the snapshot under the flight these
+		// writes become and the flight's writes.
+		c.filters, c.filterBytes = nil, 0
 	}
 }

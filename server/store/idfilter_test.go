@@ -69,6 +69,8 @@ func TestItemFilterBuildCoversEveryLayer(t *testing.T) {
 		}
 	}
 	c := newCommitter(s) // not the running one: its filters start empty
+	c.begin()
+	defer c.snap.Discard()
 	c.flight = &flight{writes: map[string][]byte{keyItem("u", model.KindEvent, "flying"): {1}, keyItem("v", model.KindEvent, "other"): {1}}}
 	c.writes[keyItem("u", model.KindEvent, "open")] = []byte{1}
 	c.writes[keyItem("u", model.KindEvent, "deleted")] = nil
@@ -174,5 +176,60 @@ func TestItemFilterNeverHidesAnItem(t *testing.T) {
 	}
 	if exists(s, "never") {
 		t.Fatal("an id never written is found")
+	}
+}
+
+// A user whose filter would be too large gets none, remembered (no scan on
+// each read); past the budget, the filters are dropped and rebuilt.
+func TestItemFilterBudget(t *testing.T) {
+	s, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	d := crdt.Doc{Fields: map[string]crdt.Field{"channelId": {V: crdt.Version{Time: 1, Node: "t"}, Val: []byte(`"a"`)}}}
+	if err := s.Update(ctx, "big", func(tx *Tx) error {
+		for i := range 3000 {
+			if _, err := tx.PutItem(model.KindEvent, fmt.Sprintf("e%d", i), d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer func(b int) { filterBudget = b }(filterBudget)
+	c := newCommitter(s)
+	c.begin()
+	defer c.snap.Discard()
+	small := newIDFilter(0).size()
+	filterBudget = 4*small + 10 // "big" (3000 keys) is over a quarter, a new user is not; 4 fit
+	if f := c.itemFilter("big"); f != nil {
+		t.Fatalf("a %d-byte filter under a budget of %d", f.size(), filterBudget)
+	}
+	if f, ok := c.filters["big"]; !ok || f != nil {
+		t.Fatal("no filter for big is not remembered")
+	}
+	for i := range 5 {
+		if c.itemFilter(fmt.Sprintf("u%d", i)) == nil {
+			t.Fatalf("no filter for a new user u%d", i)
+		}
+	}
+	if c.filterBytes > filterBudget {
+		t.Fatalf("filters take %d bytes, budget %d", c.filterBytes, filterBudget)
+	}
+	// u0..u4 do not all fit: u4's filter dropped the others.
+	if _, ok := c.filters["u0"]; ok {
+		t.Fatal("the filters were not dropped past the budget")
+	}
+	// Growing past the budget drops them all.
+	keys := map[string][]byte{}
+	for i := range 200 {
+		keys[keyItem("u4", model.KindEvent, fmt.Sprintf("n%d", i))] = []byte{1}
+	}
+	c.noteItemKeys(keys)
+	if len(c.filters) != 0 || c.filterBytes != 0 {
+		t.Fatalf("%d filters, %d bytes after growing past the budget", len(c.filters), c.filterBytes)
 	}
 }

@@ -493,7 +493,9 @@ func feedValueOf(kind model.Kind, id string, r *Record) []byte {
 	if r.Doc.IsDeleted() {
 		flags |= feedDeleted
 	}
-	if r.Doc.Has(model.FieldCreated) {
+	// As ScanDoc would find it in the stored bytes: AppendDoc leaves out
+	// an empty value, so an empty created field is none.
+	if len(r.Doc.Fields[model.FieldCreated].Val) > 0 {
 		flags |= feedHasCreated
 	}
 	out := make([]byte, 0, 3+3*binary.MaxVarintLen32+len(id)+len(rec))
@@ -601,6 +603,11 @@ type eventTimes struct {
 func eventTimesOf(d crdt.Doc) eventTimes {
 	var e eventTimes
 	e.time, _ = numberField(d, "time")
+	if e.time == 0 {
+		// -0 as +0: the record keeps no zero time (appendRecord), so its
+		// index key must be +0's, or a later write could not find it.
+		e.time = 0
+	}
 	if raw := d.Get("duration"); raw != nil {
 		e.period = true
 		if string(raw) == "null" {

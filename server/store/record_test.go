@@ -660,6 +660,9 @@ func TestFeedEntrySummary(t *testing.T) {
 			r.Doc.Deleted = crdt.Version{Time: 9, Node: "t"}
 		case 2:
 			r.Doc.Fields = map[string]crdt.Field{model.FieldCreated: {V: crdt.Version{Time: 1, Node: "t"}, Val: []byte("12.5")}}
+		case 3:
+			// Empty, not nil: stored as no value.
+			r.Doc.Fields = map[string]crdt.Field{model.FieldCreated: {V: crdt.Version{Time: 1, Node: "t"}, Val: []byte{}}}
 		}
 		for _, v := range [][]byte{feedValueOf(model.KindEvent, "x", &r), feedValue(model.KindEvent, "x", encodeRecord(&r))} {
 			var e FeedEntry
@@ -671,7 +674,7 @@ func TestFeedEntrySummary(t *testing.T) {
 			if err != nil || err2 != nil || !bytes.Equal(doc, scanned) || deleted != info.Deleted || created != info.HasField {
 				t.Fatalf("record %d (%c form): Summary %v %v (%v), ScanDoc %+v (%v), same doc %v", i, v[1], deleted, created, err, info, err2, bytes.Equal(doc, scanned))
 			}
-			if deleted != r.Doc.IsDeleted() || created != r.Doc.Has(model.FieldCreated) {
+			if deleted != r.Doc.IsDeleted() || created != (len(r.Doc.Fields[model.FieldCreated].Val) > 0) {
 				t.Fatalf("record %d: Summary %v %v, the record's document %v %v", i, deleted, created, r.Doc.IsDeleted(), r.Doc.Has(model.FieldCreated))
 			}
 		}
@@ -697,5 +700,42 @@ func TestFeedEntrySummary(t *testing.T) {
 	var e FeedEntry
 	if err := parseFeedValue(good, &e); err != nil || e.ID != "x" || !e.summary || e.docStart != 3 {
 		t.Fatalf("good entry: %+v, %v", e, err)
+	}
+}
+
+// An event at time -0 is indexed as at +0, the time its record keeps, so a
+// later write moves its index entry instead of leaving one behind.
+func TestNegativeZeroTimeIndexedOnce(t *testing.T) {
+	s, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v := crdt.Version{Time: 5, Node: "t"}
+	doc := func(tm string) crdt.Doc {
+		return crdt.Doc{Fields: map[string]crdt.Field{"channelId": {V: v, Val: []byte(`"a"`)}, "time": {V: v, Val: []byte(tm)}}}
+	}
+	ctx := context.Background()
+	if err := s.Update(ctx, "u", func(tx *Tx) error { _, err := tx.PutItem(model.KindEvent, "x", doc("-0")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, "u", func(tx *Tx) error {
+		if _, _, err := tx.Item(model.KindEvent, "x"); err != nil { // as ApplyChange does
+			return err
+		}
+		_, err := tx.PutItem(model.KindEvent, "x", doc("5"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var times []float64
+	s.View("u", func(tx *Tx) error {
+		return tx.EventsByTime("a", -100, 100, true, func(id string, r *Record) (bool, error) {
+			times = append(times, r.Time)
+			return true, nil
+		})
+	})
+	if len(times) != 1 || times[0] != 5 {
+		t.Fatalf("EventsByTime found the event at %v, want once at 5", times)
 	}
 }
