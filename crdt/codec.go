@@ -109,11 +109,21 @@ func ReadDoc(r *mp.Reader) (Doc, error) {
 }
 
 func readFields(r *mp.Reader) (map[string]Field, error) {
-	var m map[string]Field
-	err := r.Map(func(k []byte) error {
+	n, err := r.MapLen()
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	// Sized from the header (bounded by the frame's length, which the
+	// validation gate checked), so the map never grows while it is read.
+	m := make(map[string]Field, min(n, r.Len()/2))
+	for i := 0; i < n; i++ {
+		k, err := r.Bytes()
+		if err != nil {
+			return m, err
+		}
 		name := mp.Intern(k)
 		var f Field
-		err := r.Map(func(fk []byte) (err error) {
+		err = r.Map(func(fk []byte) (err error) {
 			switch string(fk) {
 			case "v":
 				f.V, err = readVersion(r)
@@ -124,13 +134,12 @@ func readFields(r *mp.Reader) (map[string]Field, error) {
 			}
 			return err
 		})
-		if m == nil {
-			m = make(map[string]Field, 8)
-		}
 		m[name] = f
-		return err
-	})
-	return m, err
+		if err != nil {
+			return m, err
+		}
+	}
+	return m, nil
 }
 
 func readTags(r *mp.Reader) (map[string]Elem, error) {
