@@ -191,3 +191,29 @@ func TestNewSecretIs32FreshBytes(t *testing.T) {
 		t.Fatalf("two secrets are equal")
 	}
 }
+
+// IsCuid, checked by hand, agrees with the pattern it implements on random
+// strings near the form (and on a few far from it).
+func TestIsCuidMatchesItsPattern(t *testing.T) {
+	re := regexp.MustCompile(`^c[a-z0-9]{24}$`)
+	alphabet := "cabz09AZ-_é\n \x00"
+	rng := uint64(1)
+	next := func(n int) int { rng = rng*6364136223846793005 + 1442695040888963407; return int(rng>>33) % n }
+	for range 200_000 {
+		b := []byte("c" + strings.Repeat("a", 24))
+		switch next(3) {
+		case 0:
+			b = b[:next(len(b)+1)]
+		case 1:
+			b = append(b, alphabet[next(len(alphabet))])
+		}
+		for range next(3) {
+			if len(b) > 0 {
+				b[next(len(b))] = alphabet[next(len(alphabet))]
+			}
+		}
+		if got, want := model.IsCuid(string(b)), re.MatchString(string(b)); got != want {
+			t.Fatalf("IsCuid(%q) = %v, the pattern says %v", b, got, want)
+		}
+	}
+}

@@ -589,10 +589,18 @@ func validPushedID(kind model.Kind, id string) bool {
 	return err == nil && n == id
 }
 
+var deltaBodies = sync.Pool{New: func() any { return make(map[string]json.RawMessage, 16) }}
+
 // validateDelta checks a pushed delta's values with the same rules as the
 // HTTP API: every scalar field must pass ParsePatch for its kind.
 func validateDelta(kind model.Kind, d crdt.Doc) error {
-	body := make(map[string]json.RawMessage, len(d.Fields))
+	// A push validates up to 1000 deltas: their field maps are reused
+	// (ParsePatch keeps none).
+	body := deltaBodies.Get().(map[string]json.RawMessage)
+	defer func() {
+		clear(body)
+		deltaBodies.Put(body)
+	}()
 	for k, f := range d.Fields {
 		switch k {
 		case model.FieldCreated, model.FieldCreatedBy, model.FieldModified, model.FieldModifiedBy:
