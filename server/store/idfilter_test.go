@@ -9,6 +9,33 @@ import (
 	"github.com/pryvsync/pryvsync/model"
 )
 
+// openMem opens an in-memory store closed at the end of the test.
+func openMem(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// putEvents stores events of channel a with the given ids, in one request.
+func putEvents(t *testing.T, s *Store, user string, ids ...string) {
+	t.Helper()
+	d := crdt.Doc{Fields: map[string]crdt.Field{"channelId": {V: crdt.Version{Time: 1, Node: "t"}, Val: []byte(`"a"`)}}}
+	if err := s.Update(context.Background(), user, func(tx *Tx) error {
+		for _, id := range ids {
+			if _, err := tx.PutItem(model.KindEvent, id, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A filter never misses a key it was given, grows in layers past its
 // size, and answers "maybe" for few keys it was not given.
 func TestIDFilterHasNoFalseNegatives(t *testing.T) {
@@ -56,17 +83,9 @@ func TestItemUser(t *testing.T) {
 // A filter built while a group commit is in flight and another is open
 // holds their item keys as well as Badger's, and only the user's.
 func TestItemFilterBuildCoversEveryLayer(t *testing.T) {
-	s, err := Open(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	d := crdt.Doc{Fields: map[string]crdt.Field{"channelId": {V: crdt.Version{Time: 1, Node: "t"}, Val: []byte(`"a"`)}}}
+	s := openMem(t)
 	for _, u := range []string{"u", "v"} {
-		if err := s.Update(ctx, u, func(tx *Tx) error { _, err := tx.PutItem(model.KindEvent, "stored", d); return err }); err != nil {
-			t.Fatal(err)
-		}
+		putEvents(t, s, u, "stored")
 	}
 	c := newCommitter(s) // not the running one: its filters start empty
 	c.begin()
@@ -96,19 +115,6 @@ func TestItemFilterNeverHidesAnItem(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	d := crdt.Doc{Fields: map[string]crdt.Field{"channelId": {V: crdt.Version{Time: 1, Node: "t"}, Val: []byte(`"a"`)}}}
-	put := func(s *Store, ids ...string) {
-		t.Helper()
-		if err := s.Update(ctx, "u", func(tx *Tx) error {
-			for _, id := range ids {
-				if _, err := tx.PutItem(model.KindEvent, id, d); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	exists := func(s *Store, id string) bool {
 		t.Helper()
 		var ok bool
@@ -126,7 +132,7 @@ func TestItemFilterNeverHidesAnItem(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 300 {
-		put(s, fmt.Sprintf("e%d", i))
+		putEvents(t, s, "u", fmt.Sprintf("e%d", i))
 	}
 	s.Close()
 	if s, err = Open(Options{Dir: dir}); err != nil {
@@ -182,23 +188,12 @@ func TestItemFilterNeverHidesAnItem(t *testing.T) {
 // A user whose filter would be too large gets none, remembered (no scan on
 // each read); past the budget, the filters are dropped and rebuilt.
 func TestItemFilterBudget(t *testing.T) {
-	s, err := Open(Options{})
-	if err != nil {
-		t.Fatal(err)
+	s := openMem(t)
+	ids := make([]string, 3000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("e%d", i)
 	}
-	defer s.Close()
-	ctx := context.Background()
-	d := crdt.Doc{Fields: map[string]crdt.Field{"channelId": {V: crdt.Version{Time: 1, Node: "t"}, Val: []byte(`"a"`)}}}
-	if err := s.Update(ctx, "big", func(tx *Tx) error {
-		for i := range 3000 {
-			if _, err := tx.PutItem(model.KindEvent, fmt.Sprintf("e%d", i), d); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	putEvents(t, s, "big", ids...)
 	defer func(b int) { filterBudget = b }(filterBudget)
 	c := newCommitter(s)
 	c.begin()
