@@ -8,6 +8,7 @@
 //	ses/<session id>                    session (JSON)
 //	tok/<token>                         <user>/<access id>
 //	meta/epoch                          the store's epoch (new on restore)
+//	meta/format                         the layout version this store is in (2: records in feed entries)
 //	u/<user>/seq                        head sequence of the user's change log
 //	u/<user>/i/<k>/<id>                 the item: a reference to the feed entry holding its record, or the record
 //	u/<user>/f/<channel>/<seq>          feed entry: the item at that seq with its record, or an exit marker

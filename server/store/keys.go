@@ -9,6 +9,9 @@ import (
 
 const keyEpoch = "meta/epoch"
 
+// keyFormat records the store's layout version (store.go, storeFormat).
+const keyFormat = "meta/format"
+
 func keyUser(user string) string { return "u/" + user + "/" }
 
 func kindByte(k model.Kind) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -155,6 +156,10 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.checkFormat(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if opts.Log != nil {
 		if err := s.openLog(); err != nil {
 			db.Close()
@@ -182,6 +187,44 @@ func (s *Store) loadEpoch() error {
 		}
 		s.epoch = hex.EncodeToString(model.NewSecret()[:8])
 		return txn.Set([]byte(keyEpoch), []byte(s.epoch))
+	})
+}
+
+// ErrFormat is returned by Open for a store written by a newer version in
+// a layout this one cannot read.
+var ErrFormat = errors.New("store: written in a newer format")
+
+// storeFormat is the layout this code writes, recorded under keyFormat:
+// 2 since records live in their feed entries (item references, "<k>+"
+// entries; docs/OPERATIONS.md, Upgrades). A store without the key was
+// written before (format 1), which this code reads; Open records 2, since
+// from then on it writes format 2.
+const storeFormat = 2
+
+func (s *Store) checkFormat() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(keyFormat))
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			var n int
+			if err := it.Value(func(v []byte) error {
+				var perr error
+				n, perr = strconv.Atoi(string(v))
+				return perr
+			}); err != nil {
+				return fmt.Errorf("%w: format %v", ErrCorrupt, err)
+			}
+			if n > storeFormat {
+				return fmt.Errorf("%w: format %d, this version reads up to %d", ErrFormat, n, storeFormat)
+			}
+			if n == storeFormat {
+				return nil
+			}
+		}
+		return txn.Set([]byte(keyFormat), []byte(strconv.Itoa(storeFormat)))
 	})
 }
 
