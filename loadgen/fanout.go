@@ -139,6 +139,9 @@ func scanChanges(frame []byte, ids [][]byte, wantIDs bool) (_ [][]byte, changes 
 		}
 		return err
 	})
+	if errors.Is(err, errStop) && !serverErr {
+		err = nil // scanBatch had what it needed
+	}
 	if serverErr {
 		var m lightMsg
 		if err = msgpack.Unmarshal(frame, &m); err == nil && m.Error != nil {
@@ -153,10 +156,19 @@ func scanChanges(frame []byte, ids [][]byte, wantIDs bool) (_ [][]byte, changes 
 var errStop = errors.New("stop")
 
 func scanBatch(r *mp.Reader, ids [][]byte, wantIDs bool) (_ [][]byte, cursor syncproto.Cursor, caughtUp bool, err error) {
+	haveCursor := false
 	err = r.Map(func(k []byte) (err error) {
 		switch string(k) {
-		case "items":
+		case "items", "removals":
 			if !wantIDs {
+				if haveCursor {
+					// The server writes cursor and caughtUp first
+					// (syncproto.Changes): nothing else is needed.
+					return errStop
+				}
+				return r.Skip()
+			}
+			if string(k) == "removals" {
 				return r.Skip()
 			}
 			var items int
@@ -172,6 +184,7 @@ func scanBatch(r *mp.Reader, ids [][]byte, wantIDs bool) (_ [][]byte, cursor syn
 				})
 			}
 		case "cursor":
+			haveCursor = true
 			err = r.Map(func(fk []byte) (err error) {
 				switch string(fk) {
 				case "epoch":

@@ -27,6 +27,9 @@ func TestScanChangesReadsWhatTheCodecWrites(t *testing.T) {
 			Items:    []syncproto.Item{{Kind: "event", ID: "cabc", Doc: doc}, {Kind: "folder", ID: "fone", Doc: doc}},
 			Removals: [][]byte{[]byte("0123456789abcdef")}, Cursor: syncproto.Cursor{Epoch: "ep", Seq: 1 << 40}, CaughtUp: true}},
 			changes: true, ids: []string{"cabc", "fone"}, cursor: syncproto.Cursor{Epoch: "ep", Seq: 1 << 40}, caughtUp: true},
+		{name: "full batch", m: &syncproto.Message{T: syncproto.TypeChanges, Changes: &syncproto.Changes{
+			Items: []syncproto.Item{{Kind: "event", ID: "cdef", Doc: doc}}, Cursor: syncproto.Cursor{Epoch: "ep", Seq: 7}}},
+			changes: true, ids: []string{"cdef"}, cursor: syncproto.Cursor{Epoch: "ep", Seq: 7}},
 		{name: "empty batch", m: &syncproto.Message{T: syncproto.TypeChanges, Changes: &syncproto.Changes{Cursor: syncproto.Cursor{Epoch: "ep", Seq: 3}}},
 			changes: true, cursor: syncproto.Cursor{Epoch: "ep", Seq: 3}},
 		{name: "scope", m: &syncproto.Message{T: syncproto.TypeScope, Scope: &syncproto.Scope{Permissions: []model.Permission{}, PermVersion: 2}}},
