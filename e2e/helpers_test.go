@@ -328,6 +328,40 @@ func (tb *tab) click(sel string) {
 	})
 }
 
+// clickUntil clicks sel, then waits for cond. When cond does not hold
+// within 3 s while sel is still there, the click is taken as lost (a live
+// update redrew the page under the mouse) and the element is clicked again
+// from the page's side (element.click(), which cannot miss), for up to
+// timeout in all. Only for idempotent actions (trash, restore): a slow
+// first click may still land. Each click again is logged.
+func (tb *tab) clickUntil(timeout time.Duration, what, sel, cond, diag string) {
+	tb.t.Helper()
+	deadline := time.Now().Add(timeout)
+	tb.click(sel)
+	for try := 2; ; try++ {
+		var ok bool
+		for end := time.Now().Add(min(3*time.Second, time.Until(deadline))); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
+			err := chromedp.Run(ctx, chromedp.Evaluate("!!("+cond+")", &ok))
+			cancel()
+			if err == nil && ok {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.waitJS(100*time.Millisecond, what, cond, diag) // fails with the diagnostic
+			return
+		}
+		var clicked bool
+		ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
+		_ = chromedp.Run(ctx, chromedp.Evaluate(`(() => { const el = document.querySelector(`+jsString(sel)+`); if (el) el.click(); return !!el; })()`, &clicked))
+		cancel()
+		if clicked {
+			tb.t.Logf("%s: %s: clicked %s again (try %d)", tb.name, what, sel, try)
+		}
+	}
+}
+
 // retryReplaced runs f until it succeeds, trying again for up to 10 s when
 // it failed because the element it found was replaced meanwhile.
 func (tb *tab) retryReplaced(what string, f func(ctx context.Context) error) {
@@ -341,7 +375,8 @@ func (tb *tab) retryReplaced(what string, f func(ctx context.Context) error) {
 			return
 		}
 		msg := err.Error()
-		replaced := strings.Contains(msg, "Could not find node") || strings.Contains(msg, "Node is detached") ||
+		replaced := strings.Contains(msg, "Could not find node") || strings.Contains(msg, "No node with given id") ||
+			strings.Contains(msg, "Node is detached") ||
 			strings.Contains(msg, "with 0 width") || strings.Contains(msg, "with 0 height")
 		if !replaced || time.Now().After(deadline) {
 			tb.t.Fatalf("%s: %s: %v", tb.name, what, err)

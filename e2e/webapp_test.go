@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"image/color"
@@ -475,7 +476,9 @@ func TestVisitorWorksWithEvents(t *testing.T) {
 		t.Errorf("the note form after adding a note: %+v; want it empty for the next note", form)
 	}
 	v.noError("note with a file")
-	v.run(5*time.Second, "scroll to the note", chromedp.ScrollIntoView(`#timeline .event[data-id="`+noteID+`"]`, chromedp.ByQuery))
+	v.retryReplaced("scroll to the note", func(ctx context.Context) error {
+		return chromedp.Run(ctx, chromedp.ScrollIntoView(`#timeline .event[data-id="`+noteID+`"]`, chromedp.ByQuery))
+	})
 	v.screenshot(shots, "10-visitor-attachment", `#timeline .event[data-id="`+noteID+`"]`)
 
 	// Edit an event's text.
@@ -496,8 +499,7 @@ func TestVisitorWorksWithEvents(t *testing.T) {
 	}
 
 	// Trash it, find it in the trash, restore it.
-	v.click(sel + ` .event-trash`)
-	v.waitJS(10*time.Second, "the event leaves the timeline", `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
+	v.clickUntil(10*time.Second, "the event leaves the timeline", sel+` .event-trash`, `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
 	e.must("GET", "/"+owner+"/diary/events/"+target, s.token, nil, 200, &one)
 	if !one.Trashed {
 		t.Errorf("the trashed event is not trashed in the API")
@@ -512,8 +514,7 @@ func TestVisitorWorksWithEvents(t *testing.T) {
 	if got := v.ids(); !slices.Equal(got, wantTrash) {
 		t.Errorf("trash view vs API state=trashed: %s", diffIDs(got, wantTrash))
 	}
-	v.click(sel + ` .event-restore`)
-	v.waitJS(10*time.Second, "the event leaves the trash", `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
+	v.clickUntil(10*time.Second, "the event leaves the trash", sel+` .event-restore`, `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
 	e.must("GET", "/"+owner+"/diary/events/"+target, s.token, nil, 200, &one)
 	if one.Trashed {
 		t.Errorf("the restored event is still trashed in the API")
