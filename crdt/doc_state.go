@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"bytes"
+	"maps"
 	"sort"
 )
 
@@ -40,10 +41,16 @@ func (d Doc) IsEmpty() bool {
 func (d Doc) Clone() Doc { return d.CloneRoom(0) }
 
 // CloneRoom is Clone with room for extra more scalar fields, so that adding
-// them does not grow the copy's map.
+// them does not grow the copy's map (a hint: a map past one group of 8 is
+// copied whole, with the room its table has).
 func (d Doc) CloneRoom(extra int) Doc {
 	out := Doc{Deleted: d.Deleted}
-	if d.Fields != nil || extra > 0 {
+	switch {
+	case len(d.Fields) > 8:
+		// Past a single group the map is a table with room to spare
+		// (it holds 7/8 of its slots): copying it whole is faster.
+		out.Fields = maps.Clone(d.Fields)
+	case d.Fields != nil || extra > 0:
 		out.Fields = make(map[string]Field, len(d.Fields)+extra)
 		for k, f := range d.Fields {
 			out.Fields[k] = f
