@@ -328,16 +328,21 @@ func (tb *tab) click(sel string) {
 	})
 }
 
-// clickUntil clicks sel, then waits for cond. When cond does not hold
-// within 3 s while sel is still there, the click is taken as lost (a live
-// update redrew the page under the mouse) and the element is clicked again
-// from the page's side (element.click(), which cannot miss), for up to
-// timeout in all. Only for idempotent actions (trash, restore): a slow
-// first click may still land. Each click again is logged.
+// clickUntil clicks sel like a person would, then waits up to timeout for
+// cond. A live update can redraw the page between finding the element and
+// the mouse press, so that the click reaches nothing: the page records
+// (capture listener) whether a click reached sel, and only when none did
+// after 3 s is the click made again (mouse events again, logged). A click
+// that reached the element is never repeated, so a slow answer cannot
+// cause a second request.
 func (tb *tab) clickUntil(timeout time.Duration, what, sel, cond, diag string) {
 	tb.t.Helper()
-	deadline := time.Now().Add(timeout)
+	flag := fmt.Sprintf("__clicked%d", time.Now().UnixNano())
+	tb.eval(`(() => { window.`+flag+` = false; const f = (e) => { if (e.target.closest && e.target.closest(`+jsString(sel)+`)) window.`+flag+` = true; };`+
+		` window.`+flag+`_f = f; document.addEventListener('click', f, true); return true; })()`, nil)
+	defer tb.eval(`(() => { document.removeEventListener('click', window.`+flag+`_f, true); return true; })()`, nil)
 	tb.click(sel)
+	deadline := time.Now().Add(timeout)
 	for try := 2; ; try++ {
 		var ok bool
 		for end := time.Now().Add(min(3*time.Second, time.Until(deadline))); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
@@ -352,13 +357,15 @@ func (tb *tab) clickUntil(timeout time.Duration, what, sel, cond, diag string) {
 			tb.waitJS(100*time.Millisecond, what, cond, diag) // fails with the diagnostic
 			return
 		}
-		var clicked bool
-		ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
-		_ = chromedp.Run(ctx, chromedp.Evaluate(`(() => { const el = document.querySelector(`+jsString(sel)+`); if (el) el.click(); return !!el; })()`, &clicked))
-		cancel()
-		if clicked {
-			tb.t.Logf("%s: %s: clicked %s again (try %d)", tb.name, what, sel, try)
+		var reached bool
+		tb.eval(`!!window.`+flag, &reached)
+		if reached {
+			continue // the click landed; the answer is slow
 		}
+		tb.t.Logf("%s: %s: the click on %s reached nothing; clicking again (try %d)", tb.name, what, sel, try)
+		ctx, cancel := context.WithTimeout(tb.ctx, 3*time.Second)
+		_ = chromedp.Run(ctx, chromedp.Click(sel, chromedp.ByQuery, chromedp.NodeVisible)) // gone meanwhile: cond decides
+		cancel()
 	}
 }
 

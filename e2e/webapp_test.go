@@ -499,7 +499,7 @@ func TestVisitorWorksWithEvents(t *testing.T) {
 	}
 
 	// Trash it, find it in the trash, restore it.
-	v.clickUntil(10*time.Second, "the event leaves the timeline", sel+` .event-trash`, `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
+	v.clickUntil(15*time.Second, "the event leaves the timeline", sel+` .event-trash`, `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
 	e.must("GET", "/"+owner+"/diary/events/"+target, s.token, nil, 200, &one)
 	if !one.Trashed {
 		t.Errorf("the trashed event is not trashed in the API")
@@ -514,7 +514,7 @@ func TestVisitorWorksWithEvents(t *testing.T) {
 	if got := v.ids(); !slices.Equal(got, wantTrash) {
 		t.Errorf("trash view vs API state=trashed: %s", diffIDs(got, wantTrash))
 	}
-	v.clickUntil(10*time.Second, "the event leaves the trash", sel+` .event-restore`, `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
+	v.clickUntil(15*time.Second, "the event leaves the trash", sel+` .event-restore`, `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
 	e.must("GET", "/"+owner+"/diary/events/"+target, s.token, nil, 200, &one)
 	if one.Trashed {
 		t.Errorf("the restored event is still trashed in the API")
@@ -523,6 +523,19 @@ func TestVisitorWorksWithEvents(t *testing.T) {
 	// Filter by folder, then by tag.
 	v.run(10*time.Second, "back to current events",
 		chromedp.Click("#filter-clear", chromedp.ByQuery))
+
+	// A double click on Trash trashes the event once: a second request
+	// would delete the trashed event for good.
+	v.waitJS(10*time.Second, "the restored event in the timeline", `!!document.querySelector(`+jsString(sel+` .event-trash`)+`)`, `document.getElementById('timeline-status').textContent`)
+	v.eval(`(() => { const b = document.querySelector(`+jsString(sel+` .event-trash`)+`); b.click(); b.click(); return true; })()`, nil)
+	v.waitJS(15*time.Second, "the double-clicked event leaves the timeline", `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
+	one = event{}
+	e.must("GET", "/"+owner+"/diary/events/"+target, s.token, nil, 200, &one)
+	if !one.Trashed || one.ID != target {
+		t.Errorf("after a double click on Trash the API has %+v, want the event trashed (not deleted)", one)
+	}
+	e.must("PUT", "/"+owner+"/diary/events/"+target, s.token, map[string]any{"trashed": false}, 200, nil)
+	v.waitJS(15*time.Second, "the event back in the timeline", `!!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
 	v.click(`#folders [data-folder-id="f2"]`)
 	wantF2 := e.eventIDs(owner, "diary", token, url.Values{"onlyFolders[]": {"f2"}})
 	v.waitJS(10*time.Second, "folder filter", `document.querySelectorAll('#timeline .event').length === `+fmt.Sprint(len(wantF2))+

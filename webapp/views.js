@@ -44,6 +44,10 @@ export class DataView {
     this.renderDeferred = false;
     this.blobs = new Map();
     this.seq = { channels: 0, folders: 0, events: 0 };
+    // Events whose trash or restore request is in flight: a second click
+    // (a double click, or a redrawn button) must not send it again, since
+    // deleting a trashed event deletes it for good.
+    this.busy = new Set();
     this.eventsTimer = null;
     this.destroyed = false;
     this.el = this.build();
@@ -801,6 +805,8 @@ export class DataView {
   }
 
   async trash(e) {
+    if (this.busy.has(e.id)) return;
+    this.busy.add(e.id);
     const cid = e.channelId || this.channelId;
     try {
       await this.api.del(path(cid, 'events', e.id));
@@ -808,10 +814,14 @@ export class DataView {
       await this.loadEvents();
     } catch (err) {
       this.fail(err);
+    } finally {
+      this.busy.delete(e.id);
     }
   }
 
   async restore(e) {
+    if (this.busy.has(e.id)) return;
+    this.busy.add(e.id);
     const cid = e.channelId || this.channelId;
     try {
       await this.api.put(path(cid, 'events', e.id), { trashed: false });
@@ -819,6 +829,8 @@ export class DataView {
       await this.loadEvents();
     } catch (err) {
       this.fail(err);
+    } finally {
+      this.busy.delete(e.id);
     }
   }
 
