@@ -401,6 +401,11 @@ func RestoreWith(dir string, r io.Reader, ro RestoreOptions) (err error) {
 	if err := s.restoreFrom(r); err != nil {
 		return err
 	}
+	// The backup carries its store's meta/format: a newer layout than
+	// this version reads is refused here, not at the next Open.
+	if err := s.checkFormat(); err != nil {
+		return err
+	}
 	if err := s.NewEpoch(); err != nil {
 		return fmt.Errorf("store: restore: new epoch: %w", err)
 	}

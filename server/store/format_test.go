@@ -1,7 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -49,4 +52,29 @@ func TestOpenChecksTheFormat(t *testing.T) {
 		t.Fatalf("opening a store from before the format key: %v", err)
 	}
 	s.Close()
+}
+
+// A backup of a store in a newer format is refused by Restore, which
+// leaves the directory empty, rather than restored into a store that no
+// Open of this version accepts.
+func TestRestoreRefusesANewerFormat(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyFormat), []byte("3")) }); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := s.Backup(&buf); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "r")
+	if err := Restore(dir, &buf); !errors.Is(err, ErrFormat) {
+		t.Fatalf("restoring a format 3 backup: %v, want ErrFormat", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("the refused restore left %d entries", len(ents))
+	}
 }

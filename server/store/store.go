@@ -152,11 +152,12 @@ func Open(opts Options) (*Store, error) {
 		prio: make(chan *request, 1024), bulk: make(chan *request, 1024), done: make(chan struct{}), stopped: make(chan struct{}),
 		heads: map[string]uint64{},
 	}
-	if err := s.loadEpoch(); err != nil {
+	// The format first: a store in a newer one is not written to at all.
+	if err := s.checkFormat(); err != nil {
 		db.Close()
 		return nil, err
 	}
-	if err := s.checkFormat(); err != nil {
+	if err := s.loadEpoch(); err != nil {
 		db.Close()
 		return nil, err
 	}
