@@ -156,12 +156,12 @@ func scanChanges(frame []byte, ids [][]byte, wantIDs bool) (_ [][]byte, changes 
 var errStop = errors.New("stop")
 
 func scanBatch(r *mp.Reader, ids [][]byte, wantIDs bool) (_ [][]byte, cursor syncproto.Cursor, caughtUp bool, err error) {
-	haveCursor := false
+	haveCursor, haveCaughtUp := false, false
 	err = r.Map(func(k []byte) (err error) {
 		switch string(k) {
 		case "items", "removals":
 			if !wantIDs {
-				if haveCursor {
+				if haveCursor && haveCaughtUp {
 					// The server writes cursor and caughtUp first
 					// (syncproto.Changes): nothing else is needed.
 					return errStop
@@ -197,6 +197,7 @@ func scanBatch(r *mp.Reader, ids [][]byte, wantIDs bool) (_ [][]byte, cursor syn
 				return err
 			})
 		case "caughtUp":
+			haveCaughtUp = true
 			caughtUp, err = r.Bool()
 		default:
 			err = r.Skip()

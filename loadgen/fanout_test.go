@@ -1,8 +1,11 @@
 package loadgen
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/pryvsync/pryvsync/crdt"
 	"github.com/pryvsync/pryvsync/model"
@@ -67,5 +70,45 @@ func TestScanChangesReadsWhatTheCodecWrites(t *testing.T) {
 				t.Fatalf("got changes %v cursor %+v caughtUp %v, want %v %+v %v", changes, cursor, caughtUp, tc.changes, tc.cursor, tc.caughtUp)
 			}
 		})
+	}
+}
+
+// The pusher's early stop (no ids wanted) does not depend on the key order
+// the server uses: a batch with caughtUp after its items, and one without
+// caughtUp (an older server's false), read right.
+func TestScanChangesAnyKeyOrder(t *testing.T) {
+	doc := crdt.Doc{Fields: map[string]crdt.Field{"value": {V: crdt.Version{Time: 7, Node: "n"}, Val: []byte(`"x"`)}}}
+	frame := func(withCaughtUp bool) []byte {
+		var buf bytes.Buffer
+		enc := msgpack.NewEncoder(&buf)
+		n := 2
+		if withCaughtUp {
+			n = 3
+		}
+		must := func(err error) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(enc.EncodeMapLen(2))
+		must(enc.EncodeString("t"))
+		must(enc.EncodeString(syncproto.TypeChanges))
+		must(enc.EncodeString("changes"))
+		must(enc.EncodeMapLen(n))
+		must(enc.EncodeString("cursor"))
+		must(enc.Encode(syncproto.Cursor{Epoch: "ep", Seq: 9}))
+		must(enc.EncodeString("items"))
+		must(enc.Encode([]syncproto.Item{{Kind: "event", ID: "cx", Doc: doc}}))
+		if withCaughtUp {
+			must(enc.EncodeString("caughtUp"))
+			must(enc.EncodeBool(true))
+		}
+		return buf.Bytes()
+	}
+	for _, withCaughtUp := range []bool{true, false} {
+		_, changes, cursor, caughtUp, err := scanChanges(frame(withCaughtUp), nil, false)
+		if err != nil || !changes || cursor != (syncproto.Cursor{Epoch: "ep", Seq: 9}) || caughtUp != withCaughtUp {
+			t.Fatalf("caughtUp %v after the items: read changes %v cursor %+v caughtUp %v (%v)", withCaughtUp, changes, cursor, caughtUp, err)
+		}
 	}
 }

@@ -598,8 +598,12 @@ func validateDelta(kind model.Kind, d crdt.Doc) error {
 	// (ParsePatch keeps none).
 	body := deltaBodies.Get().(map[string]json.RawMessage)
 	defer func() {
-		clear(body)
-		deltaBodies.Put(body)
+		// A map that grew for a delta of many fields stays out of the
+		// pool: clear keeps its size, and every later range would pay it.
+		if len(body) <= 32 {
+			clear(body)
+			deltaBodies.Put(body)
+		}
 	}()
 	for k, f := range d.Fields {
 		switch k {

@@ -202,13 +202,14 @@ func (it Item) EncodeMsgpack(enc *msgpack.Encoder) error {
 // Changes is a batch of the feed (server). Apply it in one local
 // transaction, then ack Cursor.
 //
-// Cursor and CaughtUp come first in the encoding (field order), so that a
-// client that needs only them can stop reading before the items; clients
-// must not rely on the order for correctness.
+// Cursor and CaughtUp come first in the encoding (field order), and
+// CaughtUp is always written, so that a client that needs only them can
+// stop reading once it has both; a client must not assume the order (a
+// missing caughtUp reads as false).
 type Changes struct {
 	Cursor Cursor `msgpack:"cursor"`
 	// CaughtUp says the batch reaches the head the server saw.
-	CaughtUp bool     `msgpack:"caughtUp,omitempty"`
+	CaughtUp bool     `msgpack:"caughtUp"`
 	Items    []Item   `msgpack:"items,omitempty"`
 	Removals [][]byte `msgpack:"removals,omitempty"`
 }
