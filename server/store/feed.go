@@ -156,8 +156,8 @@ func feedRecordBytes(v []byte) (rec []byte, ok bool) {
 	return rec, err == nil && rec != nil
 }
 
-// parseFeedValue reads a feed entry's value (see feedRef, feedValue and
-// feedValueOf), copying what it keeps.
+// parseFeedValue reads a feed entry's value (see feedRef and feedValueOf;
+// also the older "<k>=" form), copying what it keeps.
 func parseFeedValue(v []byte, e *FeedEntry) error {
 	rec, err := parseFeedBytes(v, e)
 	if rec != nil {

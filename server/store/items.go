@@ -240,17 +240,6 @@ func feedRef(kind model.Kind, exit bool, id string) []byte {
 	return b
 }
 
-// feedValue is an entry's value that carries the item's record:
-// "<k>=" + uvarint(len(id)) + id + record. It is where PutItem stores the
-// record (the item's key holds an itemRef to it), so a feed reader gets the
-// item without a random read and each record is written once.
-func feedValue(kind model.Kind, id string, rec []byte) []byte {
-	b := make([]byte, 0, 2+binary.MaxVarintLen64+len(id)+len(rec))
-	b = append(b, kindByte(kind)[0], '=')
-	b = binary.AppendUvarint(b, uint64(len(id)))
-	return append(append(b, id...), rec...)
-}
-
 // An item's key holds either its record inline (msgpack, as compaction
 // leaves a tombstone and as PutItem wrote before records moved into the
 // feed) or an itemRef: refMark, a flags byte, the seq of the feed entry that
@@ -485,7 +474,7 @@ const (
 // uvarint(len(id)) + id + uvarint(doc offset) + uvarint(doc length) +
 // record, where the document's bytes within the record are given so that a
 // reader can send them without scanning them. It carries the same record
-// as feedValue(kind, id, encodeRecord(r)), the older form.
+// as an entry of the older "<k>=" form (feedValue in the tests).
 func feedValueOf(kind model.Kind, id string, r *Record) []byte {
 	bp := encodeBuf.Get().(*[]byte)
 	rec, docStart, docEnd := appendRecordDoc((*bp)[:0], r)

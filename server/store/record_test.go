@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -738,4 +739,14 @@ func TestNegativeZeroTimeIndexedOnce(t *testing.T) {
 	if len(times) != 1 || times[0] != 5 {
 		t.Fatalf("EventsByTime found the event at %v, want once at 5", times)
 	}
+}
+
+// feedValue builds a feed entry of the older form, which stores before
+// the "<k>+" header wrote and this code still reads:
+// "<k>=" + uvarint(len(id)) + id + record.
+func feedValue(kind model.Kind, id string, rec []byte) []byte {
+	b := make([]byte, 0, 2+binary.MaxVarintLen64+len(id)+len(rec))
+	b = append(b, kindByte(kind)[0], '=')
+	b = binary.AppendUvarint(b, uint64(len(id)))
+	return append(append(b, id...), rec...)
 }
