@@ -318,54 +318,31 @@ func (tb *tab) run(timeout time.Duration, what string, actions ...chromedp.Actio
 }
 
 // click clicks the element sel like a person would (mouse events at its
-// place). Live updates redraw parts of the page at any time; when the
-// element is replaced between finding it and clicking it, the click is tried
-// again on the new one (the mouse events are not sent in that case).
+// place). Live updates redraw parts of the page at any time: when the
+// element is replaced between finding it and clicking it, the click is
+// tried again on the new one; and when the mouse events reached nothing (the
+// page moved under them), which the page records with a capture listener,
+// the click is made again (logged). A click that reached the element is
+// never repeated, so no request is sent twice.
 func (tb *tab) click(sel string) {
-	tb.t.Helper()
-	tb.retryReplaced("click "+sel, func(ctx context.Context) error {
-		return chromedp.Run(ctx, chromedp.Click(sel, chromedp.ByQuery, chromedp.NodeVisible))
-	})
-}
-
-// clickUntil clicks sel like a person would, then waits up to timeout for
-// cond. A live update can redraw the page between finding the element and
-// the mouse press, so that the click reaches nothing: the page records
-// (capture listener) whether a click reached sel, and only when none did
-// after 3 s is the click made again (mouse events again, logged). A click
-// that reached the element is never repeated, so a slow answer cannot
-// cause a second request.
-func (tb *tab) clickUntil(timeout time.Duration, what, sel, cond, diag string) {
 	tb.t.Helper()
 	flag := fmt.Sprintf("__clicked%d", time.Now().UnixNano())
 	tb.eval(`(() => { window.`+flag+` = false; const f = (e) => { if (e.target.closest && e.target.closest(`+jsString(sel)+`)) window.`+flag+` = true; };`+
 		` window.`+flag+`_f = f; document.addEventListener('click', f, true); return true; })()`, nil)
 	defer tb.eval(`(() => { document.removeEventListener('click', window.`+flag+`_f, true); return true; })()`, nil)
-	tb.click(sel)
-	deadline := time.Now().Add(timeout)
-	for try := 2; ; try++ {
-		var ok bool
-		for end := time.Now().Add(min(3*time.Second, time.Until(deadline))); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
-			err := chromedp.Run(ctx, chromedp.Evaluate("!!("+cond+")", &ok))
-			cancel()
-			if err == nil && ok {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			tb.waitJS(100*time.Millisecond, what, cond, diag) // fails with the diagnostic
-			return
-		}
+	for try := 1; ; try++ {
+		tb.retryReplaced("click "+sel, func(ctx context.Context) error {
+			return chromedp.Run(ctx, chromedp.Click(sel, chromedp.ByQuery, chromedp.NodeVisible))
+		})
 		var reached bool
 		tb.eval(`!!window.`+flag, &reached)
 		if reached {
-			continue // the click landed; the answer is slow
+			return
 		}
-		tb.t.Logf("%s: %s: the click on %s reached nothing; clicking again (try %d)", tb.name, what, sel, try)
-		ctx, cancel := context.WithTimeout(tb.ctx, 3*time.Second)
-		_ = chromedp.Run(ctx, chromedp.Click(sel, chromedp.ByQuery, chromedp.NodeVisible)) // gone meanwhile: cond decides
-		cancel()
+		if try == 5 {
+			tb.t.Fatalf("%s: click %s: the mouse events reached nothing, 5 times", tb.name, sel)
+		}
+		tb.t.Logf("%s: the click on %s reached nothing; clicking again", tb.name, sel)
 	}
 }
 

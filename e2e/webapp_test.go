@@ -499,7 +499,8 @@ func TestVisitorWorksWithEvents(t *testing.T) {
 	}
 
 	// Trash it, find it in the trash, restore it.
-	v.clickUntil(15*time.Second, "the event leaves the timeline", sel+` .event-trash`, `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
+	v.click(sel + ` .event-trash`)
+	v.waitJS(10*time.Second, "the event leaves the timeline", `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
 	e.must("GET", "/"+owner+"/diary/events/"+target, s.token, nil, 200, &one)
 	if !one.Trashed {
 		t.Errorf("the trashed event is not trashed in the API")
@@ -514,7 +515,8 @@ func TestVisitorWorksWithEvents(t *testing.T) {
 	if got := v.ids(); !slices.Equal(got, wantTrash) {
 		t.Errorf("trash view vs API state=trashed: %s", diffIDs(got, wantTrash))
 	}
-	v.clickUntil(15*time.Second, "the event leaves the trash", sel+` .event-restore`, `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
+	v.click(sel + ` .event-restore`)
+	v.waitJS(10*time.Second, "the event leaves the trash", `!document.querySelector(`+jsString(sel)+`)`, `document.getElementById('error').innerText`)
 	e.must("GET", "/"+owner+"/diary/events/"+target, s.token, nil, 200, &one)
 	if one.Trashed {
 		t.Errorf("the restored event is still trashed in the API")
