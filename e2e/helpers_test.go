@@ -34,6 +34,14 @@ const adminKey = "e2e-admin-key"
 
 // requireChromium skips the test when Chromium is missing, except under CI,
 // which must have it.
+// TestMain stops the test cluster (PRYVSYNC_TEST_STORE=jetstream), if
+// one was started, and removes its directory.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	server.StopTestCluster()
+	os.Exit(code)
+}
+
 func requireChromium(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err == nil {

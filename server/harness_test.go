@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,14 @@ import (
 	"github.com/pryvsync/pryvsync/server"
 	"github.com/pryvsync/pryvsync/server/store"
 )
+
+// TestMain stops the test cluster (PRYVSYNC_TEST_STORE=jetstream), if
+// one was started, and removes its directory.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	server.StopTestCluster()
+	os.Exit(code)
+}
 
 // testEnv is a server on a real loopback listener over an in-memory store.
 type testEnv struct {

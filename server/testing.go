@@ -46,6 +46,7 @@ const TestStoreEnv = "PRYVSYNC_TEST_STORE"
 var testNATS struct {
 	once sync.Once
 	c    *cluster.NATS
+	dir  string
 	err  error
 }
 
@@ -54,6 +55,9 @@ var testNATS struct {
 func StopTestCluster() {
 	if testNATS.c != nil {
 		testNATS.c.Close()
+	}
+	if testNATS.dir != "" {
+		os.RemoveAll(testNATS.dir)
 	}
 }
 
@@ -71,6 +75,7 @@ func ConfigForTest(c *Config) (cleanup func(), err error) {
 				testNATS.err = err
 				return
 			}
+			testNATS.dir = dir
 			testNATS.c, testNATS.err = cluster.StartNATS(dir, 3)
 		})
 		if testNATS.err != nil {
