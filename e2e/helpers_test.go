@@ -32,8 +32,6 @@ const chromiumPath = "/usr/bin/chromium"
 
 const adminKey = "e2e-admin-key"
 
-// requireChromium skips the test when Chromium is missing, except under CI,
-// which must have it.
 // TestMain stops the test cluster (PRYVSYNC_TEST_STORE=jetstream), if
 // one was started, and removes its directory.
 func TestMain(m *testing.M) {
@@ -42,6 +40,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// requireChromium skips the test when Chromium is missing, except under CI,
+// which must have it.
 func requireChromium(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err == nil {
