@@ -202,6 +202,7 @@ func (s *Store) compactCandidates(user string, cutoff int64) ([]compactTomb, []c
 	each := func(txn *badger.Txn, prefix string, fn func(rest string, v []byte) error) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = []byte(prefix)
+		opts.PrefetchValues = false // values are inline in the LSM tree
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

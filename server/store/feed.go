@@ -104,7 +104,10 @@ func (t *Tx) ReadFeed(channels []string, after uint64, fn func(e FeedEntry) (boo
 		prefix := []byte(keyFeedPrefix(t.user, ch))
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefix
-		opts.PrefetchSize = 64
+		// Values are in the LSM tree, never the value log: prefetching
+		// would start a goroutine per entry to copy a value that
+		// parseFeedValue copies anyway.
+		opts.PrefetchValues = false
 		it := t.txn.NewIterator(opts)
 		it.Seek(append(append([]byte{}, prefix...), be64(after+1)...))
 		if !it.Valid() {

@@ -179,7 +179,7 @@ func (t *Tx) scan(prefix string, keysOnly bool, fn func(key string, val []byte) 
 	var list []kv
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = []byte(prefix)
-	opts.PrefetchValues = !keysOnly
+	opts.PrefetchValues = false // values are inline and copied below
 	it := t.txn.NewIterator(opts)
 	for it.Rewind(); it.Valid(); it.Next() {
 		k := string(it.Item().Key())
