@@ -86,11 +86,13 @@ func Stamp(d *crdt.Doc, v crdt.Version, now float64, by string, create bool) {
 	if d.Fields == nil {
 		d.Fields = map[string]crdt.Field{}
 	}
-	d.Fields[FieldModified] = crdt.Field{V: v, Val: JSONNumber(now)}
-	d.Fields[FieldModifiedBy] = crdt.Field{V: v, Val: JSONString(by)}
+	// Values are never changed in place: the two stamps share theirs.
+	when, who := JSONNumber(now), JSONString(by)
+	d.Fields[FieldModified] = crdt.Field{V: v, Val: when}
+	d.Fields[FieldModifiedBy] = crdt.Field{V: v, Val: who}
 	if create {
-		d.Fields[FieldCreated] = crdt.Field{V: v, Val: JSONNumber(now)}
-		d.Fields[FieldCreatedBy] = crdt.Field{V: v, Val: JSONString(by)}
+		d.Fields[FieldCreated] = crdt.Field{V: v, Val: when}
+		d.Fields[FieldCreatedBy] = crdt.Field{V: v, Val: who}
 	}
 }
 

@@ -214,11 +214,12 @@ func keepFileRefs(tx *store.Tx, event string, before, after crdt.Doc) ([]string,
 }
 
 // fileDigests is the set of content digests an event's attachments name.
+// (nil when it names none: most events have no attachment).
 func fileDigests(d crdt.Doc) map[string]bool {
-	out := map[string]bool{}
-	if d.IsDeleted() {
-		return out
+	if d.IsDeleted() || len(d.Files) == 0 {
+		return nil
 	}
+	out := map[string]bool{}
 	for _, raw := range d.FileMap() {
 		var a model.Attachment
 		if json.Unmarshal(raw, &a) == nil && store.ValidDigest(a.Digest) {
