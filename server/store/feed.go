@@ -155,25 +155,27 @@ func (t *Tx) ReadFeed(channels []string, after uint64, fn func(e FeedEntry) (boo
 // when it carries none or is malformed), without copying.
 func feedRecordBytes(v []byte) (rec []byte, ok bool) {
 	var e FeedEntry
-	rec, err := parseFeedBytes(v, &e)
+	_, rec, err := parseFeedBytes(v, &e)
 	return rec, err == nil && rec != nil
 }
 
 // parseFeedValue reads a feed entry's value (see feedRef and feedValueOf;
 // also the older "<k>=" form), copying what it keeps.
 func parseFeedValue(v []byte, e *FeedEntry) error {
-	rec, err := parseFeedBytes(v, e)
+	id, rec, err := parseFeedBytes(v, e)
+	e.ID = string(id)
 	if rec != nil {
 		e.Raw = bytes.Clone(rec)
 	}
 	return err
 }
 
-// parseFeedBytes reads a feed entry's value into e, except its record,
-// which it returns (nil for a bare reference or an exit) aliasing v.
-func parseFeedBytes(v []byte, e *FeedEntry) (rec []byte, err error) {
+// parseFeedBytes reads a feed entry's value into e, except its id and its
+// record, which it returns aliasing v (rec nil for a bare reference or an
+// exit).
+func parseFeedBytes(v []byte, e *FeedEntry) (id, rec []byte, err error) {
 	if len(v) < 3 {
-		return nil, ErrCorrupt
+		return nil, nil, ErrCorrupt
 	}
 	e.Kind = kindOf(string(v[:1]))
 	uvarint := func(b []byte) (int, []byte, bool) {
@@ -186,33 +188,31 @@ func parseFeedBytes(v []byte, e *FeedEntry) (rec []byte, err error) {
 	switch v[1] {
 	case ':', '!':
 		e.Exit = v[1] == '!'
-		e.ID = string(v[2:])
-		return nil, nil
+		return v[2:], nil, nil
 	case '=':
 		n, rest, ok := uvarint(v[2:])
 		if !ok || n == 0 {
-			return nil, ErrCorrupt
+			return nil, nil, ErrCorrupt
 		}
-		e.ID = string(rest[:n])
-		return rest[n:], nil
+		return rest[:n], rest[n:], nil
 	case '+':
 		flags := v[2]
 		n, rest, ok := uvarint(v[3:])
 		if !ok || n == 0 || flags&^(feedDeleted|feedHasCreated) != 0 {
-			return nil, ErrCorrupt
+			return nil, nil, ErrCorrupt
 		}
-		e.ID = string(rest[:n])
+		id = rest[:n]
 		start, rest, ok1 := uvarint(rest[n:])
 		length, rest, ok2 := uvarint(rest)
 		if !ok1 || !ok2 || start > len(rest) || length > len(rest)-start || length == 0 {
-			return nil, ErrCorrupt
+			return nil, nil, ErrCorrupt
 		}
 		e.summary = true
 		e.deleted, e.hasCreated = flags&feedDeleted != 0, flags&feedHasCreated != 0
 		e.docStart, e.docEnd = start, start+length
-		return rest, nil
+		return id, rest, nil
 	}
-	return nil, ErrCorrupt
+	return nil, nil, ErrCorrupt
 }
 
 // HighWater returns the replica's last applied replica sequence.
