@@ -63,8 +63,8 @@ func (r *Replica) saveContent(src io.Reader) (string, int64, error) {
 // offline. contentType defaults to application/octet-stream and fileName
 // to key.
 func (r *Replica) AddAttachment(eventID, key, fileName, contentType string, src io.Reader) (model.Attachment, error) {
-	if key == "" || len(key) > 255 || filepath.Base(key) != key || key == "." || key == ".." {
-		return model.Attachment{}, model.FieldError("attachments", "%q is not a usable attachment key", key)
+	if err := model.CheckAttachmentKey(key); err != nil {
+		return model.Attachment{}, err
 	}
 	if fileName == "" {
 		fileName = key

@@ -287,19 +287,7 @@ func checkChannel(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc,
 }
 
 func checkSize(d crdt.Doc) error {
-	n := 0
-	for k, f := range d.Fields {
-		n += len(k) + len(f.Val) + 24
-	}
-	for k, f := range d.Data {
-		n += len(k) + len(f.Val) + 24
-	}
-	for k := range d.Tags {
-		n += len(k) + 24
-	}
-	for k, f := range d.Files {
-		n += len(k) + len(f.Val) + 24
-	}
+	n := model.ItemSize(d)
 	if n > model.MaxItemSize {
 		return model.Errorf(model.ErrPayloadTooLarge, "an item is at most %d bytes encoded", model.MaxItemSize)
 	}

@@ -12,7 +12,6 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/pryvsync/pryvsync/crdt"
 	"github.com/pryvsync/pryvsync/model"
@@ -82,7 +81,7 @@ func (s *Server) readUploads(c *call, onEvent func(raw []byte) error) (ups []fil
 			}
 			continue
 		}
-		if err := checkAttachmentKey(name); err != nil {
+		if err := model.CheckAttachmentKey(name); err != nil {
 			return ups, err
 		}
 		if len(ups) >= maxFilesPerRequest {
@@ -94,17 +93,6 @@ func (s *Server) readUploads(c *call, onEvent func(raw []byte) error) (ups []fil
 		}
 		ups = append(ups, up)
 	}
-}
-
-// checkAttachmentKey refuses keys that could not be addressed as one path
-// segment of GET /{cid}/events/{eid}/{key}.
-func checkAttachmentKey(k string) error {
-	bad := k == "" || k == "." || k == ".." || len(k) > 255 || strings.ContainsAny(k, "/%\\") ||
-		strings.ContainsFunc(k, func(r rune) bool { return unicode.IsControl(r) || r == unicode.ReplacementChar })
-	if bad {
-		return model.FieldError("attachments", "%q is not a usable attachment key", k)
-	}
-	return nil
 }
 
 // bodyReadErr remembers a read error of the client's body, to tell a broken

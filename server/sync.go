@@ -629,6 +629,23 @@ func validateDelta(kind model.Kind, d crdt.Doc) error {
 			return model.FieldError("tags", "invalid tag")
 		}
 	}
+	if err := model.CheckNodes(d); err != nil {
+		return err
+	}
+	for k, f := range d.Files {
+		if kind != model.KindEvent {
+			return model.FieldError("attachments", "only events have attachments")
+		}
+		if f.Val == nil {
+			if err := model.CheckAttachmentKey(k); err != nil {
+				return err
+			}
+			continue // the attachment's removal
+		}
+		if _, err := model.ParseAttachment(k, f.Val); err != nil {
+			return err
+		}
+	}
 	for k, f := range d.Data {
 		if f.Val != nil {
 			if _, err := model.Canonical(f.Val); err != nil {
@@ -933,22 +950,7 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 	return full, nil
 }
 
-func docSize(d crdt.Doc) int {
-	n := 64
-	for k, f := range d.Fields {
-		n += len(k) + len(f.Val) + 24
-	}
-	for k, f := range d.Data {
-		n += len(k) + len(f.Val) + 24
-	}
-	for k := range d.Tags {
-		n += len(k) + 24
-	}
-	for k, f := range d.Files {
-		n += len(k) + len(f.Val) + 24
-	}
-	return n
-}
+func docSize(d crdt.Doc) int { return 64 + model.ItemSize(d) }
 
 func (ss *syncSession) attachmentGet(ctx context.Context, g *syncproto.AttachmentGet) error {
 	reply := func(d *syncproto.AttachmentData) error {

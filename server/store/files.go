@@ -10,9 +10,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"time"
+
+	"github.com/pryvsync/pryvsync/model"
 )
 
 // Blobs is a replicated store of attachment content, shared by the nodes
@@ -99,10 +100,8 @@ var (
 	pending = map[string]int{}
 )
 
-var digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // ValidDigest reports whether d is a lower-case hex SHA-256.
-func ValidDigest(d string) bool { return digestRE.MatchString(d) }
+func ValidDigest(d string) bool { return model.ValidDigest(d) }
 
 // FilePath is where the user's content with this digest lives. Content is
 // stored per user, so one account can never learn of another's files.
