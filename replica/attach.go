@@ -19,7 +19,10 @@ import (
 	"github.com/pryvsync/pryvsync/syncproto"
 )
 
-// prefixUploaded marks content the server holds: u/<digest>.
+// prefixUploaded held markers of content the server held: u/<digest>.
+// No longer written (content is uploaded in each session that pushes a
+// change naming it); an older replica's markers are dropped with the
+// prefixes a reset or a re-push clears.
 const prefixUploaded = "u/"
 
 // MaxAttachmentBytes is the largest attachment the replica stores (the
@@ -186,35 +189,35 @@ func (r *Replica) OpenAttachment(ctx context.Context, eventID, key string) (io.R
 	return f, att, err
 }
 
-// pendingUploads lists the digests that changes name and the server may
-// not hold yet, in order.
-func (r *Replica) pendingUploads(changes []syncproto.Change) ([]string, error) {
+// pendingUploads lists the digests that changes name and this session has
+// not uploaded yet, in order. The server lets a push name only content its
+// session uploaded (or content an event the token sees already names), so
+// content is sent again in each session that pushes a change naming it.
+func (s *sessionState) pendingUploads(changes []syncproto.Change) []string {
 	var out []string
 	seen := map[string]bool{}
-	err := r.db.View(func(txn *badger.Txn) error {
-		for _, c := range changes {
-			for _, f := range c.Delta.Files {
-				var a model.Attachment
-				if f.Val == nil || json.Unmarshal(f.Val, &a) != nil || seen[a.Digest] {
-					continue
-				}
-				seen[a.Digest] = true
-				if _, ok, err := getRaw(txn, prefixUploaded+a.Digest); err != nil {
-					return err
-				} else if !ok {
-					out = append(out, a.Digest)
-				}
+	for _, c := range changes {
+		for _, f := range c.Delta.Files {
+			var a model.Attachment
+			if f.Val == nil || json.Unmarshal(f.Val, &a) != nil || seen[a.Digest] {
+				continue
+			}
+			seen[a.Digest] = true
+			if !s.uploaded[a.Digest] {
+				out = append(out, a.Digest)
 			}
 		}
-		return nil
-	})
-	return out, err
+	}
+	return out
 }
 
 // markUploaded records that the server holds digest (or refused it: the
 // change naming it will then be rejected with the reason, not retried).
-func (r *Replica) markUploaded(digest string) error {
-	return r.update(func(txn *badger.Txn) error { return txn.Set([]byte(prefixUploaded+digest), []byte{1}) })
+func (s *sessionState) markUploaded(digest string) {
+	if s.uploaded == nil {
+		s.uploaded = map[string]bool{}
+	}
+	s.uploaded[digest] = true
 }
 
 // upload sends one content in chunks; the server answers the final chunk.
@@ -222,7 +225,8 @@ func (s *sessionState) upload(ctx context.Context, digest string) error {
 	f, err := os.Open(s.r.filePath(digest))
 	if err != nil {
 		// The content is gone locally: let the server reject the change.
-		return s.r.markUploaded(digest)
+		s.markUploaded(digest)
+		return nil
 	}
 	defer f.Close()
 	buf := make([]byte, syncproto.MaxChunkBytes)

@@ -104,10 +104,11 @@ type sessionState struct {
 	key       []byte
 	cursor    syncproto.Cursor
 	welcomed  bool
-	inflight  int          // pushes sent and not yet answered (at most maxPushesInFlight)
-	uploading string       // digest whose upload awaits the server's answer
-	pushedTo  uint64       // highest rseq pushed this session
-	sent      []sentChange // pushed changes awaiting their result, in rseq order
+	inflight  int             // pushes sent and not yet answered (at most maxPushesInFlight)
+	uploading string          // digest whose upload awaits the server's answer
+	uploaded  map[string]bool // digests uploaded in this session (pendingUploads)
+	pushedTo  uint64          // highest rseq pushed this session
+	sent      []sentChange    // pushed changes awaiting their result, in rseq order
 	caughtUp  bool
 	maxSeq    uint64 // highest seq acknowledged this session
 	// helloPerm is the permissions version hello announced and hadCursor
@@ -416,9 +417,7 @@ func (s *sessionState) handle(ctx context.Context, m inbound) error {
 			return nil
 		}
 		s.uploading = ""
-		if err := s.r.markUploaded(d.Digest); err != nil {
-			return err
-		}
+		s.markUploaded(d.Digest)
 		return s.pushNext(ctx)
 	}
 	return fmt.Errorf("replica: unexpected message %q", m.T)
@@ -654,9 +653,7 @@ func (s *sessionState) pushOne(ctx context.Context) (bool, error) {
 	}
 	// Content first: a change naming an attachment is pushed only once the
 	// server holds its content.
-	if ups, err := s.r.pendingUploads(withFiles); err != nil {
-		return false, err
-	} else if len(ups) > 0 {
+	if ups := s.pendingUploads(withFiles); len(ups) > 0 {
 		return false, s.upload(ctx, ups[0])
 	}
 	frame, err := encodePush(changes)

@@ -29,6 +29,12 @@ type Change struct {
 	// RenameOnClash keeps a folder whose name clashes with a sibling by
 	// renaming it "<name> (2)"… (sync), instead of refusing it (HTTP).
 	RenameOnClash bool
+	// Uploaded holds the digests of content the writer itself sent: with
+	// this request (HTTP) or earlier in its sync session. An event may
+	// name those in its attachments; any other digest it starts naming
+	// must already be named by an event the writer can see, so a token
+	// can neither reach nor probe content outside its scope.
+	Uploaded map[string]bool
 }
 
 // Outcome is what applying a change did.
@@ -175,7 +181,7 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 		}
 	}
 	if ch.Kind == model.KindEvent {
-		if out.Orphans, err = keepFileRefs(tx, ch.ID, before, after); err != nil {
+		if out.Orphans, err = keepFileRefs(tx, a, ch, before, after); err != nil {
 			return nil, err
 		}
 	}
@@ -185,13 +191,24 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 
 // keepFileRefs keeps the store's attachment references in step with an
 // event's attachments, whoever changed them (HTTP or a replica's push), and
-// returns the digests left without any reference.
-func keepFileRefs(tx *store.Tx, event string, before, after crdt.Doc) ([]string, error) {
+// returns the digests left without any reference. A digest the event starts
+// naming must be content the writer sent (ch.Uploaded) or content an event
+// it can see names already; otherwise it is unknown, whether or not the
+// account holds it (the answer tells nothing of content out of scope).
+func keepFileRefs(tx *store.Tx, a *Actor, ch Change, before, after crdt.Doc) ([]string, error) {
+	event := ch.ID
 	old, cur := fileDigests(before), fileDigests(after)
 	for d := range cur {
 		if !old[d] {
 			// A replica uploads content before the push that names it.
-			if !tx.Store().HasFile(tx.User(), d) {
+			ok := tx.Store().HasFile(tx.User(), d)
+			if ok && !ch.Uploaded[d] {
+				var err error
+				if ok, err = namedInScope(tx, a, d, event); err != nil {
+					return nil, err
+				}
+			}
+			if !ok {
 				return nil, model.Errorf(model.ErrUnknownAttachment, "no content with digest %s was uploaded", d)
 			}
 			tx.AddRef(d, event)
@@ -211,6 +228,27 @@ func keepFileRefs(tx *store.Tx, event string, before, after crdt.Doc) ([]string,
 		}
 	}
 	return orphans, nil
+}
+
+// namedInScope reports whether an event other than except, which a can
+// see, names the content digest in its attachments.
+func namedInScope(tx *store.Tx, a *Actor, digest, except string) (bool, error) {
+	found := false
+	err := tx.Refs(digest, func(event string) (bool, error) {
+		if event == "" || event == except {
+			return true, nil
+		}
+		r, ok, err := tx.Item(model.KindEvent, event)
+		if err != nil {
+			return false, err
+		}
+		if ok && model.Exists(r.Doc) && visibleLevel(tx, a, model.KindEvent, event, r.Doc) > model.LevelNone {
+			found = true
+			return false, nil
+		}
+		return true, nil
+	})
+	return found, err
 }
 
 // fileDigests is the set of content digests an event's attachments name.

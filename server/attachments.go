@@ -187,6 +187,15 @@ func filesDelta(ups []filePart, v crdt.Version) map[string]crdt.Field {
 	return m
 }
 
+// uploadedSet is the set of the uploads' digests (Change.Uploaded).
+func uploadedSet(ups []filePart) map[string]bool {
+	m := make(map[string]bool, len(ups))
+	for _, u := range ups {
+		m[u.att.Digest] = true
+	}
+	return m
+}
+
 // createEventWithFiles creates an event from a multipart body: the part
 // named "event" holds its JSON, every other part is an attachment.
 func (s *Server) createEventWithFiles(c *call, cid string) {
@@ -210,7 +219,7 @@ func (s *Server) createEventWithFiles(c *call, cid string) {
 		return
 	}
 	if len(ups) > 0 {
-		ch.Delta.Files = filesDelta(ups, s.clock.MustNow())
+		ch.Delta.Files, ch.Uploaded = filesDelta(ups, s.clock.MustNow()), uploadedSet(ups)
 	}
 	out, err := s.applyOne(c, ch)
 	if err != nil {
@@ -256,7 +265,7 @@ func (s *Server) addAttachments(c *call, cid, eid string) {
 				}
 			}
 		}
-		_, err = ApplyChange(tx, c.actor, Change{Kind: model.KindEvent, ID: eid, Delta: crdt.Doc{Files: filesDelta(ups, v)}}, s.clock)
+		_, err = ApplyChange(tx, c.actor, Change{Kind: model.KindEvent, ID: eid, Delta: crdt.Doc{Files: filesDelta(ups, v)}, Uploaded: uploadedSet(ups)}, s.clock)
 		return err
 	})
 	if err != nil {

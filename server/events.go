@@ -544,7 +544,10 @@ func (s *Server) batchEvents(c *call, cid string) {
 			err := it.err
 			var out *Outcome
 			if err == nil {
-				out, err = ApplyChange(tx, c.actor, it.ch, s.clock)
+				sp := tx.Savepoint()
+				if out, err = ApplyChange(tx, c.actor, it.ch, s.clock); err != nil {
+					tx.RollbackTo(sp) // the item is refused whole
+				}
 			}
 			var me *model.Error
 			switch {

@@ -120,3 +120,71 @@ func TestPushedVersionNodesAreBoundedAndTheFeedStaysReadable(t *testing.T) {
 		}
 	}
 }
+
+// A push may name, in an event's attachments, content its session uploaded
+// or content an event the token sees names already. Naming any other
+// digest answers unknown-attachment whether or not the account holds it: a
+// contributor of channel A can neither learn that content of channel B
+// exists nor download it through an event of A.
+func TestPushedDigestCannotReachContentOutsideTheScope(t *testing.T) {
+	f := newActFixture(t)
+	a := f.channel("Alpha")
+	b := f.channel("Beta")
+	secret := f.event(b, map[string]any{"time": 1})
+	st, v := f.upload("POST", "/"+b+"/events/"+secret, f.tok, mpPart{name: "result", fileName: "result.txt", body: []byte("test: positive")})
+	mustStatus(t, "owner uploads into B", st, v, 200)
+
+	tok := f.token(model.Permission{ChannelID: a, Level: "contribute"})
+	c := openSyncSession(t, f, tok, "r-push-2")
+	ver := crdt.Version{Time: time.Now().UnixMilli(), Node: "r-push-2"}
+	try := func(rseq uint64, guess string) syncproto.Result {
+		id := cuid(fmt.Sprintf("guess%d", rseq))
+		meta := `{"digest":"` + hexSum([]byte(guess)) + `","fileName":"g","size":1,"type":"text/plain"}`
+		return pushAndWait(c, syncproto.Change{RSeq: rseq, Kind: "event", ID: id, Create: true, Delta: crdt.Doc{
+			Fields: map[string]crdt.Field{"channelId": field(ver, `"`+a+`"`), "time": field(ver, "1"),
+				"type": field(ver, `{"class":"note","format":"txt"}`)},
+			Files: map[string]crdt.Field{"g": field(ver, meta)}}})[0]
+	}
+	neg := try(1, "test: negative")
+	pos := try(2, "test: positive")
+	t.Logf("guess negative: %s %+v; guess positive: %s %+v", neg.Status, neg.Error, pos.Status, pos.Error)
+	if neg.Status != pos.Status {
+		t.Errorf("the answer tells which content exists outside the token's scope: negative=%s, positive=%s", neg.Status, pos.Status)
+	}
+	if pos.Status != syncproto.StatusRejected || pos.Error == nil || pos.Error.ID != model.ErrUnknownAttachment {
+		t.Errorf("naming content out of scope: %s %+v, want rejected unknown-attachment", pos.Status, pos.Error)
+	}
+	st2, body, _ := f.do("GET", f.path("/"+a+"/events/"+cuid("guess2")+"/g"), tok, nil)
+	if st2 == 200 {
+		t.Errorf("the token downloads content that only an out-of-scope event holds: %q", body)
+	}
+	// A rejected change is refused whole: the event it would have created
+	// (written before its attachments were checked) is not there.
+	for _, id := range []string{cuid("guess1"), cuid("guess2")} {
+		if st, v := f.call("GET", "/"+a+"/events/"+id, nil); st != 404 {
+			t.Errorf("event %s of a rejected change: %d %v, want 404", id, st, v)
+		}
+	}
+
+	// Content an event of A names already may be named again.
+	mine := f.event(a, map[string]any{"time": 2})
+	st, v = f.upload("POST", "/"+a+"/events/"+mine, f.tok, mpPart{name: "doc", fileName: "doc.txt", body: []byte("in scope")})
+	mustStatus(t, "owner uploads into A", st, v, 200)
+	if got := try(3, "in scope"); got.Status != syncproto.StatusOK {
+		t.Errorf("naming content an event in scope names: %s %+v, want ok", got.Status, got.Error)
+	}
+	st2, body, _ = f.do("GET", f.path("/"+a+"/events/"+cuid("guess3")+"/g"), tok, nil)
+	if st2 != 200 || string(body) != "in scope" {
+		t.Errorf("reading it back: %d %q", st2, body)
+	}
+
+	// Content the session uploads may be named by its next push.
+	content := []byte("uploaded by this session")
+	c.send(&syncproto.Message{T: syncproto.TypeAttachmentPut, AttachmentPut: &syncproto.AttachmentPut{Digest: hexSum(content), Data: content, Final: true}})
+	if d := c.recvType(syncproto.TypeAttachmentData).AttachmentData; d.Error != nil {
+		t.Fatalf("upload: %+v", d.Error)
+	}
+	if got := try(4, string(content)); got.Status != syncproto.StatusOK {
+		t.Errorf("naming content the session uploaded: %s %+v, want ok", got.Status, got.Error)
+	}
+}

@@ -93,6 +93,9 @@ type syncSession struct {
 	inflight []uint64 // cursors of full changes batches sent and not yet acknowledged
 	upload   *store.Upload
 	upDigest string
+	// uploaded holds the digests this session uploaded (read loop only):
+	// its pushes may name them (Change.Uploaded).
+	uploaded map[string]bool
 
 	rescanAt     uint64 // rescan read position
 	sentCaughtUp bool   // a caughtUp batch was sent since the last push
@@ -424,6 +427,7 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 	actor, current := ss.actor, ss.access
 	ss.mu.Unlock()
 	checks := checkPushed(p.Changes)
+	uploaded := ss.uploadedIn(p.Changes)
 	results := make([]syncproto.Result, 0, len(p.Changes))
 	select {
 	case ss.pushSlots <- struct{}{}:
@@ -476,7 +480,7 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 				continue
 			}
 			hw = ch.RSeq
-			res := ss.applyPushed(tx, actor, ch, checks[i])
+			res := ss.applyPushed(tx, actor, ch, checks[i], uploaded)
 			results = append(results, res)
 			if enc, err := encodeStoredResult(res); err == nil {
 				rseqs, stored = append(rseqs, ch.RSeq), append(stored, enc)
@@ -544,13 +548,18 @@ func (ss *syncSession) answerPush(ctx context.Context, n int, results []syncprot
 	return ss.send(ctx, &syncproto.Message{T: syncproto.TypePushResult, PushResult: &syncproto.PushResult{Results: results}})
 }
 
-func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Change, chk pushCheck) syncproto.Result {
+func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Change, chk pushCheck, uploaded map[string]bool) syncproto.Result {
 	res := syncproto.Result{RSeq: ch.RSeq}
 	kind := model.Kind(ch.Kind)
 	var out *Outcome
 	err := chk.err
 	if err == nil {
-		out, err = ApplyChange(tx, actor, Change{Kind: kind, ID: ch.ID, Delta: ch.Delta, Create: ch.Create, RenameOnClash: true}, ss.s.clock)
+		sp := tx.Savepoint()
+		out, err = ApplyChange(tx, actor, Change{Kind: kind, ID: ch.ID, Delta: ch.Delta, Create: ch.Create, RenameOnClash: true, Uploaded: uploaded}, ss.s.clock)
+		if err != nil {
+			// Refused whole: nothing it wrote before the refusal stays.
+			tx.RollbackTo(sp)
+		}
 	}
 	if err != nil {
 		var me *model.Error
@@ -579,6 +588,26 @@ func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Chan
 		res.Current = &syncproto.Item{Kind: ch.Kind, ID: ch.ID, Doc: wireDoc(tx, actor, kind, out.Doc)}
 	}
 	return res
+}
+
+// uploadedIn is the set of the digests the changes' attachments name that
+// this session uploaded (nil when none: most pushes name no attachment).
+// It is taken in the read loop, which alone writes ss.uploaded.
+func (ss *syncSession) uploadedIn(changes []syncproto.Change) map[string]bool {
+	var m map[string]bool
+	for _, ch := range changes {
+		for _, f := range ch.Delta.Files {
+			var a model.Attachment
+			if f.Val == nil || json.Unmarshal(f.Val, &a) != nil || !ss.uploaded[a.Digest] {
+				continue
+			}
+			if m == nil {
+				m = map[string]bool{}
+			}
+			m[a.Digest] = true
+		}
+	}
+	return m
 }
 
 func validPushedID(kind model.Kind, id string) bool {
@@ -1050,8 +1079,16 @@ func (ss *syncSession) attachmentPut(ctx context.Context, p *syncproto.Attachmen
 		}
 		return reply(model.Errorf(model.ErrUnexpected, "could not store the attachment"))
 	}
+	if ss.uploaded == nil || len(ss.uploaded) >= maxSessionUploads {
+		// A replica uploads content just before the push naming it.
+		ss.uploaded = map[string]bool{}
+	}
+	ss.uploaded[p.Digest] = true
 	return reply(nil)
 }
+
+// maxSessionUploads bounds the digests a session remembers uploading.
+const maxSessionUploads = 4096
 
 func (ss *syncSession) abortUpload() {
 	if ss.upload != nil {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -195,6 +196,15 @@ func (t *Tx) DropRef(digest, event string) (bool, error) {
 		return false, nil
 	})
 	return left, err
+}
+
+// Refs calls fn with each event that references digest ("" for an upload
+// not yet committed to an event), until fn returns false.
+func (t *Tx) Refs(digest string, fn func(event string) (bool, error)) error {
+	prefix := keyUser(t.user) + "ref/" + digest + "/"
+	return t.scan(prefix, true, func(k string, _ []byte) (bool, error) {
+		return fn(strings.TrimPrefix(k, prefix))
+	})
 }
 
 // ReleaseFile ends the protection SaveFile gave to an upload, once the

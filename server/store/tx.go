@@ -64,8 +64,26 @@ func (t *Tx) Store() *Store { return t.s }
 
 // rollback undoes the request's writes.
 func (t *Tx) rollback() {
+	t.RollbackTo(Savepoint{})
+}
+
+// Savepoint marks a point in a write request, to undo what follows it
+// with RollbackTo while keeping what came before.
+type Savepoint struct{ undo, notices, accesses int }
+
+// Savepoint marks the request's current state.
+func (t *Tx) Savepoint() Savepoint {
+	return Savepoint{undo: len(t.undo), notices: len(t.notices), accesses: len(t.accesses)}
+}
+
+// RollbackTo undoes the writes made since sp: one change of several in a
+// request (a push, an HTTP batch) that is refused after it wrote, while the
+// others stay. The sequence numbers it took stay taken (the feed has gaps
+// anyway). The request's caches check the bytes they were read from, so
+// they stay valid.
+func (t *Tx) RollbackTo(sp Savepoint) {
 	w := t.c.writes
-	for i := len(t.undo) - 1; i >= 0; i-- {
+	for i := len(t.undo) - 1; i >= sp.undo; i-- {
 		u := t.undo[i]
 		if u.had {
 			w[u.key] = u.old
@@ -73,7 +91,9 @@ func (t *Tx) rollback() {
 			delete(w, u.key)
 		}
 	}
-	t.undo = t.undo[:0]
+	t.undo = t.undo[:sp.undo]
+	t.notices = t.notices[:sp.notices]
+	t.accesses = t.accesses[:sp.accesses]
 }
 
 // extract returns the request's writes and rolls them back.
