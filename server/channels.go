@@ -215,35 +215,9 @@ func (s *Server) deleteChannel(c *call, id string) {
 	}
 	var orphans []string
 	err = s.commit(c.r.Context(), c.user, func(tx *store.Tx) error {
-		orphans = orphans[:0]
-		var folders, events []string
-		if err := tx.Items(model.KindFolder, func(fid string, r *store.Record) (bool, error) {
-			if model.Exists(r.Doc) && r.Channel == id {
-				folders = append(folders, fid)
-			}
-			return true, nil
-		}); err != nil {
-			return err
-		}
-		if err := tx.EventsByTime(id, negInf, posInf, true, func(eid string, r *store.Record) (bool, error) {
-			events = append(events, eid)
-			return true, nil
-		}); err != nil {
-			return err
-		}
-		for _, eid := range events {
-			gone, err := s.deleteEventTx(tx, c.actor, eid)
-			if err != nil {
-				return err
-			}
-			orphans = append(orphans, gone...)
-		}
-		for _, fid := range folders {
-			if err := s.tombstone(tx, c.actor, model.KindFolder, fid); err != nil {
-				return err
-			}
-		}
-		return s.tombstone(tx, c.actor, model.KindChannel, id)
+		var err error
+		orphans, err = s.removeChannel(tx, c.actor, id, false)
+		return err
 	})
 	if err != nil {
 		s.fail(c.w, c.r, err)
@@ -253,6 +227,47 @@ func (s *Server) deleteChannel(c *call, id string) {
 		s.st.RemoveFile(c.user, d)
 	}
 	writeJSON(c.w, 200, map[string]any{"channelDeletion": map[string]string{"id": id}})
+}
+
+// removeChannel deletes a channel for good with its folders and events
+// (HTTP, or a replica's push of the channel's tombstone; then keepRoot
+// leaves the channel itself to the pushed change). Only a personal access
+// may. It returns the content digests left without a reference.
+func (s *Server) removeChannel(tx *store.Tx, a *Actor, id string, keepRoot bool) ([]string, error) {
+	if !a.Scope.IsPersonal() {
+		return nil, model.Errorf(model.ErrForbidden, "only a personal access may delete channels")
+	}
+	var orphans, folders, events []string
+	if err := tx.Items(model.KindFolder, func(fid string, r *store.Record) (bool, error) {
+		if model.Exists(r.Doc) && r.Channel == id {
+			folders = append(folders, fid)
+		}
+		return true, nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := tx.EventsByTime(id, negInf, posInf, true, func(eid string, r *store.Record) (bool, error) {
+		events = append(events, eid)
+		return true, nil
+	}); err != nil {
+		return nil, err
+	}
+	for _, eid := range events {
+		gone, err := s.deleteEventTx(tx, a, eid)
+		if err != nil {
+			return nil, err
+		}
+		orphans = append(orphans, gone...)
+	}
+	for _, fid := range folders {
+		if err := s.tombstone(tx, a, model.KindFolder, fid); err != nil {
+			return nil, err
+		}
+	}
+	if keepRoot {
+		return orphans, nil
+	}
+	return orphans, s.tombstone(tx, a, model.KindChannel, id)
 }
 
 // tombstone deletes an item for good (internal: rights already checked by

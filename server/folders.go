@@ -233,73 +233,14 @@ func (s *Server) deleteFolder(c *call, cid, fid string) {
 		return
 	}
 	var orphans []string
+	var mergeP *bool
+	if hasMerge {
+		mergeP = &merge
+	}
 	err = s.commit(c.r.Context(), c.user, func(tx *store.Tx) error {
-		orphans = orphans[:0]
-		fx, err := loadFolders(tx, cid)
-		if err != nil {
-			return err
-		}
-		if _, ok := fx.nodes[fid]; !ok {
-			return unknownErr(model.KindFolder, fid).Path()
-		}
-		// Manage rights on the folder cover its subtree; checking them
-		// first keeps the answer the same whatever the subtree holds.
-		if !c.actor.Scope.CanManageFolder(cid, fid, fx) {
-			return model.Errorf(model.ErrForbidden, "removing this folder needs manage rights above it")
-		}
-		doomed := fx.subtree(fid)
-		inTree := make(map[string]bool, len(doomed))
-		for _, id := range doomed {
-			inTree[id] = true
-		}
-		var linked []string
-		err = tx.EventsByTime(cid, negInf, posInf, true, func(id string, r *store.Record) (bool, error) {
-			if inTree[model.StringField(r.Doc, "folderId")] {
-				linked = append(linked, id)
-			}
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		if len(linked) > 0 && !hasMerge {
-			return model.Errorf(model.ErrMissingParameter, "mergeEventsWithParent: the folder has events")
-		}
-		for _, id := range linked {
-			// An event the token may not change blocks the removal;
-			// its id is not told.
-			r, _, err := tx.Item(model.KindEvent, id)
-			if err != nil {
-				return err
-			}
-			if c.actor.Scope.EventLevel(model.EventFactsOf(r.Doc), fx) < model.LevelContribute {
-				return model.Errorf(model.ErrForbidden, "the folder holds events this access may not change")
-			}
-			var ch Change
-			if merge {
-				ep := &model.Patch{Kind: model.KindEvent}
-				parent := model.StringField(cur, "parentId")
-				if parent == "" {
-					ep.Set("folderId", []byte("null"))
-				} else {
-					ep.Set("folderId", model.JSONString(parent))
-				}
-				ch = s.patchChange(model.KindEvent, id, ep, r.Doc, false)
-			} else {
-				ch = Change{Kind: model.KindEvent, ID: id, Delta: crdt.Doc{Deleted: s.clock.MustNow()}}
-			}
-			out, err := ApplyChange(tx, c.actor, ch, s.clock)
-			if err != nil {
-				return err
-			}
-			orphans = append(orphans, out.Orphans...)
-		}
-		for _, id := range doomed {
-			if _, err := ApplyChange(tx, c.actor, Change{Kind: model.KindFolder, ID: id, Delta: crdt.Doc{Deleted: s.clock.MustNow()}}, s.clock); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		orphans, err = s.removeFolderTree(tx, c.actor, cid, fid, model.StringField(cur, "parentId"), mergeP, false)
+		return err
 	})
 	if err != nil {
 		s.fail(c.w, c.r, err)
@@ -307,4 +248,81 @@ func (s *Server) deleteFolder(c *call, cid, fid string) {
 	}
 	s.removeContent(c.user, orphans)
 	writeJSON(c.w, http.StatusOK, map[string]any{"folderDeletion": map[string]string{"id": fid}})
+}
+
+// removeFolderTree deletes a folder for good with its subfolders (HTTP, or
+// a replica's push of the folder's tombstone; then keepRoot leaves the
+// folder itself to the pushed change). Events linked to the subtree need
+// merge: nil refuses (missing-parameter), true moves them to the folder's
+// parent, false deletes them. It returns the content digests left without
+// a reference.
+func (s *Server) removeFolderTree(tx *store.Tx, a *Actor, cid, fid, parent string, merge *bool, keepRoot bool) ([]string, error) {
+	var orphans []string
+	fx, err := loadFolders(tx, cid)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := fx.nodes[fid]; !ok {
+		return nil, unknownErr(model.KindFolder, fid).Path()
+	}
+	// Manage rights on the folder cover its subtree; checking them
+	// first keeps the answer the same whatever the subtree holds.
+	if !a.Scope.CanManageFolder(cid, fid, fx) {
+		return nil, model.Errorf(model.ErrForbidden, "removing this folder needs manage rights above it")
+	}
+	doomed := fx.subtree(fid) // children first, fid last
+	inTree := make(map[string]bool, len(doomed))
+	for _, id := range doomed {
+		inTree[id] = true
+	}
+	var linked []string
+	err = tx.EventsByTime(cid, negInf, posInf, true, func(id string, r *store.Record) (bool, error) {
+		if inTree[model.StringField(r.Doc, "folderId")] {
+			linked = append(linked, id)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(linked) > 0 && merge == nil {
+		return nil, model.Errorf(model.ErrMissingParameter, "mergeEventsWithParent: the folder has events")
+	}
+	for _, id := range linked {
+		// An event the token may not change blocks the removal;
+		// its id is not told.
+		r, _, err := tx.Item(model.KindEvent, id)
+		if err != nil {
+			return nil, err
+		}
+		if a.Scope.EventLevel(model.EventFactsOf(r.Doc), fx) < model.LevelContribute {
+			return nil, model.Errorf(model.ErrForbidden, "the folder holds events this access may not change")
+		}
+		var ch Change
+		if *merge {
+			ep := &model.Patch{Kind: model.KindEvent}
+			if parent == "" {
+				ep.Set("folderId", []byte("null"))
+			} else {
+				ep.Set("folderId", model.JSONString(parent))
+			}
+			ch = s.patchChange(model.KindEvent, id, ep, r.Doc, false)
+		} else {
+			ch = Change{Kind: model.KindEvent, ID: id, Delta: crdt.Doc{Deleted: s.clock.MustNow()}}
+		}
+		out, err := ApplyChange(tx, a, ch, s.clock)
+		if err != nil {
+			return nil, err
+		}
+		orphans = append(orphans, out.Orphans...)
+	}
+	if keepRoot {
+		doomed = doomed[:len(doomed)-1]
+	}
+	for _, id := range doomed {
+		if _, err := ApplyChange(tx, a, Change{Kind: model.KindFolder, ID: id, Delta: crdt.Doc{Deleted: s.clock.MustNow()}}, s.clock); err != nil {
+			return nil, err
+		}
+	}
+	return orphans, nil
 }

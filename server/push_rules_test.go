@@ -188,3 +188,78 @@ func TestPushedDigestCannotReachContentOutsideTheScope(t *testing.T) {
 		t.Errorf("naming content the session uploaded: %s %+v, want ok", got.Status, got.Error)
 	}
 }
+
+// A pushed folder deletion removes the folder's subtree as the HTTP delete
+// does. Events linked to the subtree need mergeEventsWithParent, which a
+// push cannot give: it is refused (missing-parameter) and nothing changes.
+// With the events moved out, the same deletion removes the subfolders too:
+// nothing is left pointing at a deleted folder.
+func TestPushedFolderDeletionLeavesNoDanglingReferences(t *testing.T) {
+	f := newActFixture(t)
+	ch := f.channel("Diary")
+	f.folder(ch, "top", "Top", "")
+	f.folder(ch, "mid", "Mid", "top")
+	f.folder(ch, "leaf", "Leaf", "mid")
+	ev := f.event(ch, map[string]any{"time": 1, "folderId": "mid"})
+	tok := f.token(model.Permission{ChannelID: ch, Level: "manage",
+		FolderPermissions: []model.FolderPermission{{FolderID: ptr("top"), Level: "manage"}}})
+	c := openSyncSession(t, f, tok, "r-push-4")
+	del := func(rseq uint64) syncproto.Result {
+		return pushAndWait(c, syncproto.Change{RSeq: rseq, Kind: "folder", ID: "mid",
+			Delta: crdt.Doc{Deleted: crdt.Version{Time: time.Now().UnixMilli(), Node: "r-push-4"}}})[0]
+	}
+	if res := del(1); res.Status != syncproto.StatusRejected || res.Error == nil || res.Error.ID != model.ErrMissingParameter {
+		t.Fatalf("deleting a folder with events: %s %+v, want rejected missing-parameter", res.Status, res.Error)
+	}
+	folders := func() map[string]bool {
+		out := map[string]bool{}
+		var walk func(list any)
+		walk = func(list any) {
+			l, _ := list.([]any)
+			for _, x := range l {
+				fo := x.(map[string]any)
+				out[fo["id"].(string)] = true
+				walk(fo["children"])
+			}
+		}
+		_, tree := f.call("GET", "/"+ch+"/folders", nil)
+		walk(tree)
+		return out
+	}
+	if got := folders(); !got["mid"] || !got["leaf"] {
+		t.Errorf("folders after the refused deletion: %v", got)
+	}
+	f.must(200, "PUT", "/"+ch+"/events/"+ev, map[string]any{"folderId": "top"})
+	if res := del(2); res.Status != syncproto.StatusOK {
+		t.Fatalf("deleting the folder once its events moved out: %s %+v", res.Status, res.Error)
+	}
+	if st, v := f.call("PUT", "/"+ch+"/events/"+ev, map[string]any{"description": "edited"}); st != 200 {
+		t.Errorf("the owner can no longer edit the event: %d %v", st, v)
+	}
+	if got := folders(); got["mid"] || got["leaf"] || !got["top"] {
+		t.Errorf("folders after the deletion: %v, want top only", got)
+	}
+}
+
+// A pushed channel deletion removes the channel with its folders, events
+// and files, as the HTTP delete does.
+func TestPushedChannelDeletionRemovesItsEventsAndFiles(t *testing.T) {
+	f := newActFixture(t)
+	ch := f.channel("Diary")
+	ev := f.event(ch, map[string]any{"time": 1})
+	st, v := f.upload("POST", "/"+ch+"/events/"+ev, f.tok, mpPart{name: "doc", fileName: "doc.txt", body: []byte("private doc")})
+	mustStatus(t, "upload", st, v, 200)
+	f.must(200, "DELETE", "/channels/"+ch, nil) // trash
+	c := openSyncSession(t, f, f.tok, "r-push-5")
+	res := pushAndWait(c, syncproto.Change{RSeq: 1, Kind: "channel", ID: ch,
+		Delta: crdt.Doc{Deleted: crdt.Version{Time: time.Now().UnixMilli(), Node: "r-push-5"}}})
+	if res[0].Status != syncproto.StatusOK {
+		t.Fatalf("push: %+v", res[0])
+	}
+	if f.srv.Store().HasFile(f.user, hexSum([]byte("private doc"))) {
+		t.Errorf("the deleted channel's attachment content is still stored")
+	}
+	if st, v := f.call("GET", "/"+ch+"/events/"+ev, nil); st != 404 {
+		t.Errorf("the deleted channel's event: %d %v, want 404", st, v)
+	}
+}

@@ -434,8 +434,9 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	var orphans []string // content no event names any more, to remove once durable
 	wait, err := ss.s.st.Submit(ctx, ss.user, func(tx *store.Tx) error {
-		results = results[:0]
+		results, orphans = results[:0], orphans[:0]
 		// The rights as they stand in this transaction: a push is never
 		// applied with an access revoked, expired or narrowed since the
 		// session last looked (its feed may be waiting for acks).
@@ -480,7 +481,7 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 				continue
 			}
 			hw = ch.RSeq
-			res := ss.applyPushed(tx, actor, ch, checks[i], uploaded)
+			res := ss.applyPushed(tx, actor, ch, checks[i], uploaded, &orphans)
 			results = append(results, res)
 			if enc, err := encodeStoredResult(res); err == nil {
 				rseqs, stored = append(rseqs, ch.RSeq), append(stored, enc)
@@ -505,6 +506,9 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 		defer close(done)
 		defer func() { <-ss.pushSlots }()
 		err := wait()
+		if err == nil {
+			ss.s.removeContent(ss.user, orphans)
+		}
 		if prev != nil {
 			<-prev
 		}
@@ -548,17 +552,23 @@ func (ss *syncSession) answerPush(ctx context.Context, n int, results []syncprot
 	return ss.send(ctx, &syncproto.Message{T: syncproto.TypePushResult, PushResult: &syncproto.PushResult{Results: results}})
 }
 
-func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Change, chk pushCheck, uploaded map[string]bool) syncproto.Result {
+func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Change, chk pushCheck, uploaded map[string]bool, orphans *[]string) syncproto.Result {
 	res := syncproto.Result{RSeq: ch.RSeq}
 	kind := model.Kind(ch.Kind)
 	var out *Outcome
 	err := chk.err
 	if err == nil {
 		sp := tx.Savepoint()
-		out, err = ApplyChange(tx, actor, Change{Kind: kind, ID: ch.ID, Delta: ch.Delta, Create: ch.Create, RenameOnClash: true, Uploaded: uploaded}, ss.s.clock)
+		var gone []string
+		gone, err = ss.s.removeContents(tx, actor, kind, ch)
+		if err == nil {
+			out, err = ApplyChange(tx, actor, Change{Kind: kind, ID: ch.ID, Delta: ch.Delta, Create: ch.Create, RenameOnClash: true, Uploaded: uploaded}, ss.s.clock)
+		}
 		if err != nil {
 			// Refused whole: nothing it wrote before the refusal stays.
 			tx.RollbackTo(sp)
+		} else {
+			*orphans = append(append(*orphans, gone...), out.Orphans...)
 		}
 	}
 	if err != nil {
@@ -588,6 +598,26 @@ func (ss *syncSession) applyPushed(tx *store.Tx, actor *Actor, ch syncproto.Chan
 		res.Current = &syncproto.Item{Kind: ch.Kind, ID: ch.ID, Doc: wireDoc(tx, actor, kind, out.Doc)}
 	}
 	return res
+}
+
+// removeContents removes, for a pushed tombstone of a live folder or
+// channel the actor can see, what it holds, as the HTTP removal does:
+// subfolders (events linked to the subtree refuse it: sync has no
+// mergeEventsWithParent), or the channel's folders and events. The pushed
+// change then deletes the item itself. It returns the content digests left
+// without a reference.
+func (s *Server) removeContents(tx *store.Tx, a *Actor, kind model.Kind, ch syncproto.Change) ([]string, error) {
+	if kind == model.KindEvent || !ch.Delta.IsDeleted() {
+		return nil, nil
+	}
+	r, ok, err := tx.Item(kind, ch.ID)
+	if err != nil || !ok || !model.Exists(r.Doc) || visibleLevel(tx, a, kind, ch.ID, r.Doc) == model.LevelNone {
+		return nil, err // ApplyChange answers as for an unknown item
+	}
+	if kind == model.KindChannel {
+		return s.removeChannel(tx, a, ch.ID, true)
+	}
+	return s.removeFolderTree(tx, a, model.StringField(r.Doc, "channelId"), ch.ID, model.StringField(r.Doc, "parentId"), nil, true)
 }
 
 // uploadedIn is the set of the digests the changes' attachments name that
