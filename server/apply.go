@@ -47,6 +47,9 @@ type Outcome struct {
 	// Orphans are attachment digests no event references any more: the
 	// caller may remove their content once the transaction has committed.
 	Orphans []string
+	// touch holds an event's scope facts before and after the change, for
+	// its notice (store.Tx.Touching).
+	touch []model.EventFacts
 }
 
 // txTree answers folder ancestry from the transaction's current state.
@@ -169,6 +172,9 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 	}
 	if err != nil {
 		return nil, err
+	}
+	if ch.Kind == model.KindEvent {
+		tx.Touching(out.touch...)
 	}
 	seq, err := tx.PutItem(ch.Kind, ch.ID, after)
 	if err != nil {
@@ -442,16 +448,19 @@ func uniqueFolderName(tx *store.Tx, ch Change, af model.FolderFacts, rename bool
 
 func checkEvent(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, after *crdt.Doc, out *Outcome, clock *crdt.Clock) error {
 	tree := txTree{tx}
+	out.touch = out.touch[:0]
 	if live {
 		bf := model.EventFactsOf(before)
 		if a.Scope.EventLevel(bf, tree) < model.LevelContribute {
 			return model.Errorf(model.ErrForbidden, "changing this event needs contribute rights")
 		}
+		out.touch = append(out.touch, bf)
 	}
 	if after.IsDeleted() {
 		return nil
 	}
 	ef := model.EventFactsOf(*after)
+	out.touch = append(out.touch, ef)
 	if !after.Has("type") {
 		return model.FieldError("type", "is required")
 	}
@@ -563,6 +572,7 @@ func checkPeriods(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc,
 		d := crdt.Doc{Fields: map[string]crdt.Field{"duration": {V: v, Val: model.JSONNumber(from - o.Time)}}}
 		model.Stamp(&d, v, tx.Now(), a.AccessID, false)
 		merged := crdt.Merge(r.Doc, d)
+		tx.Touching(o, model.EventFactsOf(merged))
 		if _, err := tx.PutItem(model.KindEvent, id, merged); err != nil {
 			return err
 		}

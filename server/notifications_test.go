@@ -333,16 +333,26 @@ func TestSocketOnlyTellsATokenOfChannelsInItsScope(t *testing.T) {
 		[]notice{eventsChanged(f.b), foldersChanged(f.b), channelsChanged},
 		nil, nil)
 
-	// Writes in A reach them.
+	// Writes in A reach them, but an event outside folder fa does not
+	// touch the folder-only token's scope: it hears nothing of it.
 	f.must(200, "PUT", "/"+f.a+"/events/"+inA, map[string]any{"description": "x"})
-	f.settle("event in A", clients, []notice{eventsChanged(f.a)}, []notice{eventsChanged(f.a)}, []notice{eventsChanged(f.a)})
+	f.settle("event in A, outside fa", clients, []notice{eventsChanged(f.a)}, []notice{eventsChanged(f.a)}, nil)
+	inFa := f.event(f.a, map[string]any{"time": 3, "folderId": "fa"})
+	f.settle("event created in fa", clients, []notice{eventsChanged(f.a)}, []notice{eventsChanged(f.a)}, []notice{eventsChanged(f.a)})
 	f.must(200, "PUT", "/channels/"+f.a, map[string]any{"name": "Alpha renamed"})
 	f.settle("channel A renamed", clients, []notice{channelsChanged}, []notice{channelsChanged}, []notice{channelsChanged})
 
 	// An event leaving A for B: A's sockets hear of A only.
 	f.must(200, "PUT", "/"+f.a+"/events/"+inA, map[string]any{"channelId": f.b})
 	f.settle("event moved from A to B", clients,
-		[]notice{eventsChanged(f.a), eventsChanged(f.b)}, []notice{eventsChanged(f.a)}, []notice{eventsChanged(f.a)})
+		[]notice{eventsChanged(f.a), eventsChanged(f.b)}, []notice{eventsChanged(f.a)}, nil)
+
+	// An event leaving fa touches the folder-only scope (it was in it).
+	f.must(200, "PUT", "/"+f.a+"/events/"+inFa, map[string]any{"folderId": nil})
+	f.settle("event moved out of fa", clients, []notice{eventsChanged(f.a)}, []notice{eventsChanged(f.a)}, []notice{eventsChanged(f.a)})
+	// Now outside fa, its next change does not.
+	f.must(200, "PUT", "/"+f.a+"/events/"+inFa, map[string]any{"description": "y"})
+	f.settle("event outside fa again", clients, []notice{eventsChanged(f.a)}, []notice{eventsChanged(f.a)}, nil)
 }
 
 func TestSocketFollowsPermissionChangesOfItsAccess(t *testing.T) {

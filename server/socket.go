@@ -117,7 +117,11 @@ func (s *Server) handleSocket(c *call) {
 			a, actor = cur, actorOf(cur)
 		}
 		sent := map[notification]bool{}
-		for _, n := range notices {
+		unseen := s.unseenNotices(c.user, actor, notices)
+		for i, n := range notices {
+			if unseen[i] {
+				continue
+			}
 			var f notification
 			switch n.Kind {
 			case model.KindChannel:
@@ -145,4 +149,49 @@ func (s *Server) handleSocket(c *call) {
 			}
 		}
 	}
+}
+
+// unseenNotices marks the exact notices (store.Notice.Exact) of channels
+// the actor sees only in part, where none of the changed events is one it
+// can see, before or after the change: those are not told (SPEC §3.4:
+// only connections whose scope the change touches).
+func (s *Server) unseenNotices(user string, actor *Actor, notices []store.Notice) map[int]bool {
+	var out map[int]bool
+	check := func(tree model.Tree) {
+		for i, n := range notices {
+			if !n.Exact || actor.Scope.WholeChannel(n.Channel) || !actor.Scope.SeesChannel(n.Channel) {
+				continue
+			}
+			seen := false
+			for _, ef := range n.Events {
+				if actor.Scope.EventLevel(ef, tree) > model.LevelNone {
+					seen = true
+					break
+				}
+			}
+			if !seen {
+				if out == nil {
+					out = map[int]bool{}
+				}
+				out[i] = true
+			}
+		}
+	}
+	partial := false
+	for _, n := range notices {
+		if n.Exact && !actor.Scope.WholeChannel(n.Channel) && actor.Scope.SeesChannel(n.Channel) {
+			partial = true
+			break
+		}
+	}
+	if partial {
+		err := s.st.View(user, func(tx *store.Tx) error {
+			check(txTree{tx})
+			return nil
+		})
+		if err != nil {
+			return nil // unreadable: tell rather than stay silent
+		}
+	}
+	return out
 }

@@ -155,6 +155,15 @@ func itemChannel(kind model.Kind, id string, d crdt.Doc, old itemMeta, had bool)
 // old channel's feed when the channel changed, and the event time index is
 // kept in step. It returns the new sequence number.
 func (t *Tx) PutItem(kind model.Kind, id string, d crdt.Doc) (uint64, error) {
+	touch := t.touch
+	t.touch = nil
+	notify := func(channel string) {
+		if kind == model.KindEvent && touch != nil {
+			t.notifyEvents(channel, touch)
+		} else {
+			t.Notify(kind, channel)
+		}
+	}
 	ikey := keyItem(t.user, kind, id)
 	old, had, err := t.oldMeta(kind, id, ikey)
 	if err != nil {
@@ -176,7 +185,7 @@ func (t *Tx) PutItem(kind model.Kind, id string, d crdt.Doc) (uint64, error) {
 			}
 			t.set(keyFeed(t.user, old.channel, seq), feedRef(kind, true, id))
 			t.set(xk, be64(seq))
-			t.Notify(kind, old.channel)
+			notify(old.channel)
 		}
 		// Coming back to a channel it once left: its exit marker there is
 		// moot. An item has an exit marker only in channels it left and
@@ -221,7 +230,7 @@ func (t *Tx) PutItem(kind model.Kind, id string, d crdt.Doc) (uint64, error) {
 	if t.meta != nil {
 		t.meta[ikey] = metaEntry{raw: ref, m: m}
 	}
-	t.Notify(kind, ch)
+	notify(ch)
 	if kind == model.KindChannel {
 		t.Notify(kind, "")
 	}

@@ -59,7 +59,18 @@ type Commit struct {
 type Notice struct {
 	Kind    model.Kind
 	Channel string
+	// Exact says that Events lists the scope facts of every event the
+	// commit changed in Channel, as they were before and after each
+	// change: a token is told only if it can see one of them. Otherwise
+	// (a folder, a write made below the rules, too many events) every
+	// token that sees the channel is told.
+	Exact  bool               `msgpack:",omitempty"`
+	Events []model.EventFacts `msgpack:",omitempty"`
 }
+
+// maxNoticeEvents bounds the facts one notice carries; past it the notice
+// tells every token that sees the channel.
+const maxNoticeEvents = 64
 
 // Store is the Badger-backed server store.
 type Store struct {

@@ -38,6 +38,7 @@ type Tx struct {
 	peeked   map[string]peekEntry // records decoded by Peek
 	head     uint64               // this request's head seq, 0 = unchanged
 	notices  []Notice
+	touch    []model.EventFacts // for the next PutItem (Touching)
 	accesses []string
 }
 
@@ -343,13 +344,38 @@ func (t *Tx) nextSeq() (uint64, error) {
 
 // Notify records that items of kind changed in channel, for notifications.
 func (t *Tx) Notify(kind model.Kind, channel string) {
-	for _, n := range t.notices {
-		if n.Kind == kind && n.Channel == channel {
+	for i := range t.notices {
+		if n := &t.notices[i]; n.Kind == kind && n.Channel == channel {
+			n.Exact, n.Events = false, nil
 			return
 		}
 	}
 	t.notices = append(t.notices, Notice{Kind: kind, Channel: channel})
 }
+
+// notifyEvents records that events changed in channel, with their scope
+// facts (Notice.Exact).
+func (t *Tx) notifyEvents(channel string, facts []model.EventFacts) {
+	for i := range t.notices {
+		if n := &t.notices[i]; n.Kind == model.KindEvent && n.Channel == channel {
+			if n.Exact {
+				if len(n.Events)+len(facts) > maxNoticeEvents {
+					n.Exact, n.Events = false, nil
+				} else {
+					n.Events = append(n.Events, facts...)
+				}
+			}
+			return
+		}
+	}
+	t.notices = append(t.notices, Notice{Kind: model.KindEvent, Channel: channel, Exact: true, Events: append([]model.EventFacts(nil), facts...)})
+}
+
+// Touching gives the scope facts of the event the next PutItem writes, as
+// they were before and are after the change, so its notice tells only the
+// tokens that see one of them (Notice.Exact). Without it, PutItem's notice
+// tells every token that sees the channel.
+func (t *Tx) Touching(facts ...model.EventFacts) { t.touch = facts }
 
 // AccessChanged records that an access's permissions changed or that it was
 // deleted, so live sessions re-check their scope. It consumes a sequence
