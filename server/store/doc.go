@@ -36,7 +36,13 @@
 //   - A write request either commits whole or not at all: its writes go to
 //     its group commit's write set with an undo log, and are rolled back
 //     before the next request runs if it fails; only the write sets of
-//     group commits reach Badger.
+//     group commits reach Badger. A savepoint (Tx.Savepoint, RollbackTo)
+//     undoes one part of a request the same way, the sequence numbers it
+//     took included: a refused change of a push or of an HTTP batch.
+//   - A notice of changed events can carry their scope facts before and
+//     after the change (Notice.Exact, set by Tx.Touching before PutItem),
+//     so that only the connections whose scope the change touches are told;
+//     without them every connection that sees the channel is.
 //   - Each record is written once: a feed entry that is not an exit
 //     carries its item's record (crdt.Doc, feed seq, feed channel, in
 //     msgpack), with a header that says whether the document is a

@@ -263,6 +263,60 @@ func TestFailingRequestLeavesNoTrace(t *testing.T) {
 	}
 }
 
+// A savepoint undoes one part of a request: the part's writes, its notices
+// and the sequence numbers it took; what came before it stays.
+func TestRollbackToSavepointKeepsTheRestOfTheRequest(t *testing.T) {
+	s := openMem(t)
+	put(t, s, model.KindEvent, "first", eventDoc("ch", 1, nil))
+	err := s.Update(context.Background(), user, func(tx *store.Tx) error {
+		if _, err := tx.PutItem(model.KindEvent, "kept", eventDoc("ch", 2, nil)); err != nil {
+			return err
+		}
+		sp := tx.Savepoint()
+		if _, err := tx.PutItem(model.KindEvent, "undone", eventDoc("other", 3, nil)); err != nil {
+			return err
+		}
+		if _, err := tx.PutItem(model.KindEvent, "first", eventDoc("ch", 4, nil)); err != nil {
+			return err
+		}
+		tx.PutRaw("u/"+user+"/misc/undone", []byte("x"))
+		tx.RollbackTo(sp)
+		seq, err := tx.PutItem(model.KindEvent, "after", eventDoc("ch", 5, nil))
+		if err == nil && seq != 3 {
+			err = fmt.Errorf("the change after the rollback got seq %d, want 3", seq)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := head(t, s); h != 3 {
+		t.Fatalf("head = %d, want 3", h)
+	}
+	if _, ok := getItem(t, s, model.KindEvent, "undone"); ok {
+		t.Error("an item written after the savepoint was stored")
+	}
+	if r, _ := getItem(t, s, model.KindEvent, "first"); r == nil || r.Seq != 1 {
+		t.Errorf("an item updated after the savepoint: %+v, want its seq-1 state", r)
+	}
+	var ids []string
+	for _, e := range readFeed(t, s, []string{"ch", "other"}, 0) {
+		ids = append(ids, fmt.Sprintf("%d:%s", e.Seq, e.ID))
+	}
+	if fmt.Sprint(ids) != "[1:first 2:kept 3:after]" {
+		t.Errorf("feed = %v", ids)
+	}
+	err = s.View(user, func(tx *store.Tx) error {
+		if _, ok, err := tx.GetRaw("u/" + user + "/misc/undone"); err != nil || ok {
+			return fmt.Errorf("raw write after the savepoint: ok=%v err=%v", ok, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestOneFeedEntryPerItem(t *testing.T) {
 	s := openMem(t)
 	put(t, s, model.KindEvent, "other", eventDoc("ch", 1, nil))

@@ -70,17 +70,20 @@ func (t *Tx) rollback() {
 
 // Savepoint marks a point in a write request, to undo what follows it
 // with RollbackTo while keeping what came before.
-type Savepoint struct{ undo, notices, accesses int }
+type Savepoint struct {
+	undo, notices, accesses int
+	head                    uint64
+}
 
 // Savepoint marks the request's current state.
 func (t *Tx) Savepoint() Savepoint {
-	return Savepoint{undo: len(t.undo), notices: len(t.notices), accesses: len(t.accesses)}
+	return Savepoint{undo: len(t.undo), notices: len(t.notices), accesses: len(t.accesses), head: t.head}
 }
 
 // RollbackTo undoes the writes made since sp: one change of several in a
 // request (a push, an HTTP batch) that is refused after it wrote, while the
-// others stay. The sequence numbers it took stay taken (the feed has gaps
-// anyway). The request's caches check the bytes they were read from, so
+// others stay. The sequence numbers it took are given back (they stay
+// gap-free). The request's caches check the bytes they were read from, so
 // they stay valid.
 func (t *Tx) RollbackTo(sp Savepoint) {
 	w := t.c.writes
@@ -95,6 +98,8 @@ func (t *Tx) RollbackTo(sp Savepoint) {
 	t.undo = t.undo[:sp.undo]
 	t.notices = t.notices[:sp.notices]
 	t.accesses = t.accesses[:sp.accesses]
+	t.head = sp.head
+	t.touch = nil
 }
 
 // extract returns the request's writes and rolls them back.
