@@ -173,8 +173,18 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 	if err != nil {
 		return nil, err
 	}
-	if ch.Kind == model.KindEvent {
+	switch ch.Kind {
+	case model.KindEvent:
 		tx.Touching(out.touch...)
+	case model.KindFolder:
+		var parents []string
+		if live {
+			parents = append(parents, model.StringField(before, "parentId"))
+		}
+		if !after.IsDeleted() {
+			parents = append(parents, model.StringField(after, "parentId"))
+		}
+		tx.TouchingFolder(ch.ID, parents...)
 	}
 	seq, err := tx.PutItem(ch.Kind, ch.ID, after)
 	if err != nil {

@@ -469,3 +469,50 @@ func TestSocketIsSubscribedWhenTheUpgradeCompletes(t *testing.T) {
 		c.conn.Close(websocket.StatusNormalClosure, "")
 	}
 }
+
+// A token limited by tags or a time frame hears of an event change only
+// when the event is one it can see, before or after the change.
+func TestSocketTellsATagOrTimeLimitedTokenOnlyOfEventsItSees(t *testing.T) {
+	f := newNotifyFixture(t)
+	private := f.event(f.a, map[string]any{"time": 100, "tags": []string{"private"}})
+	tagged := f.token(model.Permission{ChannelID: f.a, Level: "read", Tags: []string{"shared"}},
+		model.Permission{ChannelID: f.s, Level: "read"})
+	from, to := 1000.0, 2000.0
+	framed := f.token(model.Permission{ChannelID: f.a, Level: "read", TimeFrame: &model.TimeFrame{From: &from, To: &to}},
+		model.Permission{ChannelID: f.s, Level: "read"})
+	f.must(404, "GET", "/"+f.a+"/events/"+private, nil, tagged)
+	f.must(404, "GET", "/"+f.a+"/events/"+private, nil, framed)
+	clients := []*socketClient{
+		dialSocket(t, f.testEnv, "tag shared", f.user, tagged),
+		dialSocket(t, f.testEnv, "frame 1000-2000", f.user, framed),
+	}
+	f.settle("nothing written yet", clients, nil, nil)
+	f.must(200, "PUT", "/"+f.a+"/events/"+private, map[string]any{"description": "secret edit"})
+	f.settle("an event outside both scopes changed", clients, nil, nil)
+	f.must(200, "PUT", "/"+f.a+"/events/"+private, map[string]any{"tags": []string{"shared"}})
+	f.settle("the event now tagged shared", clients, []notice{eventsChanged(f.a)}, nil)
+	f.must(200, "PUT", "/"+f.a+"/events/"+private, map[string]any{"time": 1500})
+	f.settle("the event now in the frame", clients, []notice{eventsChanged(f.a)}, []notice{eventsChanged(f.a)})
+	f.must(200, "PUT", "/"+f.a+"/events/"+private, map[string]any{"time": 100, "tags": []string{"private"}})
+	f.settle("the event leaves both scopes", clients, []notice{eventsChanged(f.a)}, []notice{eventsChanged(f.a)})
+}
+
+// A folder-limited token hears of a folder change only when the folder is
+// one it can see, or was before the change.
+func TestSocketTellsAFolderLimitedTokenOnlyOfFoldersItSees(t *testing.T) {
+	f := newNotifyFixture(t)
+	f.folder(f.a, "fa", "In A", "")
+	folderOnly := f.token(model.Permission{ChannelID: f.a, Level: "read",
+		FolderPermissions: []model.FolderPermission{{FolderID: ptr("fa"), Level: "read"}}},
+		model.Permission{ChannelID: f.s, Level: "read"})
+	clients := []*socketClient{dialSocket(t, f.testEnv, "folder fa", f.user, folderOnly)}
+	f.settle("nothing written yet", clients, nil)
+	f.folder(f.a, "secret", "Secret plans", "")
+	f.settle("a folder created outside fa", clients, nil)
+	f.folder(f.a, "sub", "Below fa", "fa")
+	f.settle("a folder created below fa", clients, []notice{foldersChanged(f.a)})
+	f.must(200, "PUT", "/"+f.a+"/folders/sub", map[string]any{"parentId": "secret"})
+	f.settle("the folder moved out of fa", clients, []notice{foldersChanged(f.a)})
+	f.must(200, "PUT", "/"+f.a+"/folders/sub", map[string]any{"name": "Still secret"})
+	f.settle("a folder outside fa renamed", clients, nil)
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/coder/websocket"
@@ -152,46 +153,58 @@ func (s *Server) handleSocket(c *call) {
 }
 
 // unseenNotices marks the exact notices (store.Notice.Exact) of channels
-// the actor sees only in part, where none of the changed events is one it
-// can see, before or after the change: those are not told (SPEC §3.4:
-// only connections whose scope the change touches).
+// the actor sees only in part where nothing it can see changed, before or
+// after the change: those are not told (SPEC §3.4: only connections whose
+// scope the change touches). Events count for a token that does not see
+// every event of the channel (folders, tags or a time frame), folders for
+// one that does not see every folder.
 func (s *Server) unseenNotices(user string, actor *Actor, notices []store.Notice) map[int]bool {
-	var out map[int]bool
-	check := func(tree model.Tree) {
+	partial := func(n store.Notice) bool {
+		if !n.Exact || !actor.Scope.SeesChannel(n.Channel) {
+			return false
+		}
+		if n.Kind == model.KindFolder {
+			return !actor.Scope.WholeChannel(n.Channel)
+		}
+		return n.Kind == model.KindEvent && !actor.Scope.SeesWholeChannel(n.Channel)
+	}
+	if !slices.ContainsFunc(notices, partial) {
+		return nil
+	}
+	out := map[int]bool{}
+	err := s.st.View(user, func(tx *store.Tx) error {
+		tree := txTree{tx}
 		for i, n := range notices {
-			if !n.Exact || actor.Scope.WholeChannel(n.Channel) || !actor.Scope.SeesChannel(n.Channel) {
-				continue
-			}
-			seen := false
-			for _, ef := range n.Events {
-				if actor.Scope.EventLevel(ef, tree) > model.LevelNone {
-					seen = true
-					break
-				}
-			}
-			if !seen {
-				if out == nil {
-					out = map[int]bool{}
-				}
+			if partial(n) && !touchesScope(actor.Scope, n, tree) {
 				out[i] = true
 			}
 		}
-	}
-	partial := false
-	for _, n := range notices {
-		if n.Exact && !actor.Scope.WholeChannel(n.Channel) && actor.Scope.SeesChannel(n.Channel) {
-			partial = true
-			break
-		}
-	}
-	if partial {
-		err := s.st.View(user, func(tx *store.Tx) error {
-			check(txTree{tx})
-			return nil
-		})
-		if err != nil {
-			return nil // unreadable: tell rather than stay silent
-		}
+		return nil
+	})
+	if err != nil {
+		return nil // unreadable: tell rather than stay silent
 	}
 	return out
+}
+
+// touchesScope reports whether an exact notice names an item the scope can
+// see, as it was before or is after the change.
+func touchesScope(sc model.Scope, n store.Notice, tree model.Tree) bool {
+	for _, ef := range n.Events {
+		if sc.EventLevel(ef, tree) > model.LevelNone {
+			return true
+		}
+	}
+	roots := sc.PermittedRoots(n.Channel)
+	for _, f := range n.Folders {
+		if roots[f.ID] || sc.FolderLevel(n.Channel, f.ID, tree) > model.LevelNone {
+			return true
+		}
+		for _, p := range f.Parents {
+			if p != "" && sc.FolderLevel(n.Channel, p, tree) > model.LevelNone {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -155,12 +155,15 @@ func itemChannel(kind model.Kind, id string, d crdt.Doc, old itemMeta, had bool)
 // old channel's feed when the channel changed, and the event time index is
 // kept in step. It returns the new sequence number.
 func (t *Tx) PutItem(kind model.Kind, id string, d crdt.Doc) (uint64, error) {
-	touch := t.touch
-	t.touch = nil
+	touch, touchFolder := t.touch, t.touchFolder
+	t.touch, t.touchFolder = nil, nil
 	notify := func(channel string) {
-		if kind == model.KindEvent && touch != nil {
-			t.notifyEvents(channel, touch)
-		} else {
+		switch {
+		case kind == model.KindEvent && touch != nil:
+			t.notifyExact(kind, channel, touch, nil)
+		case kind == model.KindFolder && touchFolder != nil:
+			t.notifyExact(kind, channel, nil, touchFolder)
+		default:
 			t.Notify(kind, channel)
 		}
 	}

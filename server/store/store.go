@@ -59,13 +59,23 @@ type Commit struct {
 type Notice struct {
 	Kind    model.Kind
 	Channel string
-	// Exact says that Events lists the scope facts of every event the
-	// commit changed in Channel, as they were before and after each
-	// change: a token is told only if it can see one of them. Otherwise
-	// (a folder, a write made below the rules, too many events) every
+	// Exact says that Events (Folders) lists the scope facts of every
+	// event (folder) the commit changed in Channel, as they were before
+	// and after each change: a token is told only if it can see one of
+	// them. Otherwise (a write made below the rules, too many items) every
 	// token that sees the channel is told.
 	Exact  bool               `msgpack:",omitempty"`
 	Events []model.EventFacts `msgpack:",omitempty"`
+	// Folders, in an exact folder notice, lists the folders the commit
+	// changed in Channel, each with its parents before and after.
+	Folders []NoticeFolder `msgpack:",omitempty"`
+}
+
+// NoticeFolder is a changed folder in an exact notice: its id and its
+// parent before and after the change ("" for the channel's top).
+type NoticeFolder struct {
+	ID      string
+	Parents []string
 }
 
 // maxNoticeEvents bounds the facts one notice carries; past it the notice

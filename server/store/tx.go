@@ -38,7 +38,8 @@ type Tx struct {
 	peeked   map[string]peekEntry // records decoded by Peek
 	head     uint64               // this request's head seq, 0 = unchanged
 	notices  []Notice
-	touch    []model.EventFacts // for the next PutItem (Touching)
+	touch       []model.EventFacts // for the next PutItem (Touching)
+	touchFolder *NoticeFolder      // for the next PutItem (TouchingFolder)
 	accesses []string
 }
 
@@ -99,7 +100,7 @@ func (t *Tx) RollbackTo(sp Savepoint) {
 	t.notices = t.notices[:sp.notices]
 	t.accesses = t.accesses[:sp.accesses]
 	t.head = sp.head
-	t.touch = nil
+	t.touch, t.touchFolder = nil, nil
 }
 
 // extract returns the request's writes and rolls them back.
@@ -351,36 +352,48 @@ func (t *Tx) nextSeq() (uint64, error) {
 func (t *Tx) Notify(kind model.Kind, channel string) {
 	for i := range t.notices {
 		if n := &t.notices[i]; n.Kind == kind && n.Channel == channel {
-			n.Exact, n.Events = false, nil
+			n.Exact, n.Events, n.Folders = false, nil, nil
 			return
 		}
 	}
 	t.notices = append(t.notices, Notice{Kind: kind, Channel: channel})
 }
 
-// notifyEvents records that events changed in channel, with their scope
-// facts (Notice.Exact).
-func (t *Tx) notifyEvents(channel string, facts []model.EventFacts) {
+// notifyExact records that an item changed in channel, with its scope facts
+// (Notice.Exact): events' facts, or a folder.
+func (t *Tx) notifyExact(kind model.Kind, channel string, facts []model.EventFacts, folder *NoticeFolder) {
 	for i := range t.notices {
-		if n := &t.notices[i]; n.Kind == model.KindEvent && n.Channel == channel {
-			if n.Exact {
-				if len(n.Events)+len(facts) > maxNoticeEvents {
-					n.Exact, n.Events = false, nil
-				} else {
-					n.Events = append(n.Events, facts...)
-				}
+		if n := &t.notices[i]; n.Kind == kind && n.Channel == channel {
+			switch {
+			case !n.Exact:
+			case len(n.Events)+len(facts)+len(n.Folders) >= maxNoticeEvents:
+				n.Exact, n.Events, n.Folders = false, nil, nil
+			case folder != nil:
+				n.Folders = append(n.Folders, *folder)
+			default:
+				n.Events = append(n.Events, facts...)
 			}
 			return
 		}
 	}
-	t.notices = append(t.notices, Notice{Kind: model.KindEvent, Channel: channel, Exact: true, Events: append([]model.EventFacts(nil), facts...)})
+	n := Notice{Kind: kind, Channel: channel, Exact: true, Events: append([]model.EventFacts(nil), facts...)}
+	if folder != nil {
+		n.Folders = []NoticeFolder{*folder}
+	}
+	t.notices = append(t.notices, n)
 }
 
 // Touching gives the scope facts of the event the next PutItem writes, as
 // they were before and are after the change, so its notice tells only the
 // tokens that see one of them (Notice.Exact). Without it, PutItem's notice
 // tells every token that sees the channel.
-func (t *Tx) Touching(facts ...model.EventFacts) { t.touch = facts }
+func (t *Tx) Touching(facts ...model.EventFacts) { t.touch, t.touchFolder = facts, nil }
+
+// TouchingFolder is Touching for the folder the next PutItem writes: its
+// parents before and after the change.
+func (t *Tx) TouchingFolder(id string, parents ...string) {
+	t.touch, t.touchFolder = nil, &NoticeFolder{ID: id, Parents: parents}
+}
 
 // AccessChanged records that an access's permissions changed or that it was
 // deleted, so live sessions re-check their scope. It consumes a sequence
