@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -236,12 +237,17 @@ func (r *Replica) update(fn func(txn *badger.Txn) error) error {
 //     included (they were made for another account and must not be pushed
 //     to this one);
 //   - with the same server and user: the items, the removal index, the
-//     cursor, the permissions and the rejections, but the pending changes
-//     stay: they are the user's own writes, pushed under the new token,
-//     which refuses them (into Rejections) if it may not make them.
+//     cursor and the permissions, but the pending changes and the
+//     rejections stay: they are the user's own writes (and the record of
+//     those refused, which the application has not cleared yet), pushed
+//     under the new token, which refuses them (into Rejections) if it may
+//     not make them.
 //     Acknowledged changes kept until the cursor passed them go: the
 //     server holds them, and the new token's download brings back what
 //     the new token may see.
+//
+// Usernames compare without case (the server's are lower-case), URLs by
+// scheme and host without case.
 //
 // The same token with another URL or username keeps everything: a token
 // belongs to one access of one server, so that is the same server reached
@@ -254,10 +260,21 @@ func (r *Replica) Configure(serverURL, username, token string) error {
 	if username == "" || token == "" {
 		return errors.New("replica: username and token are required")
 	}
-	next := Settings{Server: strings.TrimRight(serverURL, "/"), Username: username, Token: token}
+	server, err := normalServer(serverURL)
+	if err != nil {
+		return err
+	}
+	next := Settings{Server: server, Username: strings.ToLower(username), Token: token}
 	prev, err := r.Settings()
 	if err != nil {
 		return err
+	}
+	if prev.Server != "" {
+		// Settings recorded before they were normalised compare as such.
+		if s, err := normalServer(prev.Server); err == nil {
+			prev.Server = s
+		}
+		prev.Username = strings.ToLower(prev.Username)
 	}
 	switch {
 	case prev.Server == "" || prev.Token == next.Token:
@@ -275,12 +292,23 @@ func (r *Replica) Configure(serverURL, username, token string) error {
 	})
 }
 
+// normalServer is the server URL with its scheme and host in lower case
+// and no trailing slash.
+func normalServer(serverURL string) (string, error) {
+	u, err := url.Parse(serverURL)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("replica: server URL %q has no host", serverURL)
+	}
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
 // purgeTokenState drops what was received through the token (see
-// Configure), keeping the pending changes and the upload markers.
+// Configure), keeping the pending changes and the rejections.
 func (r *Replica) purgeTokenState() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.deletePrefixes(prefixBase, prefixBlind, prefixRej); err != nil {
+	if err := r.deletePrefixes(prefixBase, prefixBlind); err != nil {
 		return err
 	}
 	var acked []entryHead

@@ -654,7 +654,12 @@ func (s *sessionState) pushOne(ctx context.Context) (bool, error) {
 	// Content first: a change naming an attachment is pushed only once the
 	// server holds its content.
 	if ups := s.pendingUploads(withFiles); len(ups) > 0 {
-		return false, s.upload(ctx, ups[0])
+		if err := s.upload(ctx, ups[0]); err != nil || s.uploading != "" {
+			return false, err
+		}
+		// Nothing was sent (the content is not held here): go on, or
+		// nothing would ever wake the next push.
+		return s.pushOne(ctx)
 	}
 	frame, err := encodePush(changes)
 	if err != nil {
