@@ -303,7 +303,7 @@ func userLost(l crdt.Lost) crdt.Lost {
 
 func trashedErr(what, id string) *model.Error {
 	return model.Errorf(model.ErrInvalidOperation, "the %s %q is trashed", what, id).
-		WithData(map[string]any{"trashed": true})
+		WithData(map[string]any{"trashed": what}) // "channel" or "folder"
 }
 
 func checkChannel(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, after *crdt.Doc) error {
@@ -481,7 +481,9 @@ func checkEvent(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, a
 	if err != nil {
 		return err
 	}
-	if model.BoolField(cdoc, "trashed") && !live {
+	// Recording into a trashed channel is refused: a new event, or one
+	// moved there (an event of a channel trashed since stays editable).
+	if model.BoolField(cdoc, "trashed") && (!live || model.EventFactsOf(before).Channel != ef.Channel) {
 		return trashedErr("channel", ef.Channel)
 	}
 	if ef.Folder != "" {

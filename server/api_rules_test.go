@@ -1,0 +1,46 @@
+package server_test
+
+import (
+	"testing"
+)
+
+// Recording into a trashed channel is refused whether the event is new or
+// moved there, as for a trashed folder (SPEC §3.5: trashed target).
+func TestMovingAnEventIntoATrashedChannelIsRefused(t *testing.T) {
+	f := newActFixture(t)
+	diary := f.channel("Diary")
+	bin := f.channel("Bin")
+	f.folder(diary, "old", "Old", "")
+	f.must(200, "DELETE", "/"+diary+"/folders/old", nil)
+	f.must(200, "DELETE", "/channels/"+bin, nil)
+	eid := f.event(diary, map[string]any{})
+	st, v := f.call("PUT", "/"+diary+"/events/"+eid, map[string]any{"folderId": "old"})
+	f.wantErr("move into a trashed folder", st, v, 400, "invalid-operation")
+	st, v = f.call("PUT", "/"+diary+"/events/"+eid, map[string]any{"channelId": bin})
+	f.wantErr("move into a trashed channel", st, v, 400, "invalid-operation")
+	// An event already in a channel trashed since stays editable.
+	diary2 := f.channel("Later")
+	moved := f.event(diary2, map[string]any{})
+	f.must(200, "DELETE", "/channels/"+diary2, nil)
+	f.must(200, "PUT", "/"+diary2+"/events/"+moved, map[string]any{"description": "still editable"})
+}
+
+// data.trashed names what is trashed: "channel" or "folder"
+// (research/pryv-api.md §3.4).
+func TestTrashedErrorSaysChannelOrFolder(t *testing.T) {
+	f := newActFixture(t)
+	cid := f.channel("Diary")
+	f.folder(cid, "old", "Old", "")
+	f.must(200, "DELETE", "/"+cid+"/folders/old", nil)
+	st, v := f.call("POST", "/"+cid+"/events", map[string]any{"type": noteType, "folderId": "old"})
+	f.wantErr("trashed folder", st, v, 400, "invalid-operation")
+	if d, _ := v.(map[string]any)["data"].(map[string]any); d["trashed"] != "folder" {
+		t.Errorf("folder: data.trashed = %v, want \"folder\"", d["trashed"])
+	}
+	f.must(200, "DELETE", "/channels/"+cid, nil)
+	st, v = f.call("POST", "/"+cid+"/events", map[string]any{"type": noteType})
+	f.wantErr("trashed channel", st, v, 400, "invalid-operation")
+	if d, _ := v.(map[string]any)["data"].(map[string]any); d["trashed"] != "channel" {
+		t.Errorf("channel: data.trashed = %v, want \"channel\"", d["trashed"])
+	}
+}
