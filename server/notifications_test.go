@@ -342,7 +342,10 @@ func TestSocketOnlyTellsATokenOfChannelsInItsScope(t *testing.T) {
 	f.must(200, "PUT", "/channels/"+f.a, map[string]any{"name": "Alpha renamed"})
 	f.settle("channel A renamed", clients, []notice{channelsChanged}, []notice{channelsChanged}, []notice{channelsChanged})
 
-	// An event leaving A for B: A's sockets hear of A only.
+	// An event leaving A for B (out of the trash first: no event moves
+	// into a trashed channel): A's sockets hear of A only.
+	f.must(200, "PUT", "/channels/"+f.b, map[string]any{"trashed": false})
+	f.settle("B restored", clients, []notice{channelsChanged}, nil, nil)
 	f.must(200, "PUT", "/"+f.a+"/events/"+inA, map[string]any{"channelId": f.b})
 	f.settle("event moved from A to B", clients,
 		[]notice{eventsChanged(f.a), eventsChanged(f.b)}, []notice{eventsChanged(f.a)}, nil)
