@@ -199,8 +199,9 @@ func (r *Replica) write(kind model.Kind, id string, create bool,
 }
 
 // itemIDFor picks a channel or folder id as the server does: the body's
-// "id" slugified, else the slug of the name, else a new id.
-func itemIDFor(body map[string]json.RawMessage, p *model.Patch) (string, error) {
+// "id" slugified, else the slug of the name unless an item this replica
+// holds (deleted ones included) has that id, else a new id.
+func (r *Replica) itemIDFor(kind model.Kind, body map[string]json.RawMessage, p *model.Patch) (string, error) {
 	if raw, ok := body["id"]; ok {
 		var sid string
 		if json.Unmarshal(raw, &sid) != nil {
@@ -210,7 +211,19 @@ func itemIDFor(body map[string]json.RawMessage, p *model.Patch) (string, error) 
 	}
 	id := model.Slugify(model.StringFromPatch(p, "name"))
 	if _, err := model.ItemID(id); err != nil || id == "" {
-		id = model.NewID()
+		return model.NewID(), nil
+	}
+	taken := false
+	err := r.db.View(func(txn *badger.Txn) error {
+		_, found, err := loadItem(txn, kind, id)
+		taken = found
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if taken {
+		return model.NewID(), nil
 	}
 	return id, nil
 }
@@ -230,7 +243,7 @@ func (r *Replica) CreateChannel(body map[string]json.RawMessage) (string, error)
 	if err != nil {
 		return "", err
 	}
-	id, err := itemIDFor(body, p)
+	id, err := r.itemIDFor(model.KindChannel, body, p)
 	if err != nil {
 		return "", err
 	}
@@ -322,7 +335,7 @@ func (r *Replica) CreateFolder(body map[string]json.RawMessage) (string, error) 
 	if _, ok := p.Fields["parentId"]; !ok {
 		p.Set("parentId", []byte("null"))
 	}
-	id, err := itemIDFor(body, p)
+	id, err := r.itemIDFor(model.KindFolder, body, p)
 	if err != nil {
 		return "", err
 	}

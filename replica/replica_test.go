@@ -302,3 +302,24 @@ func TestRejectionsDiscard(t *testing.T) {
 		t.Fatalf("after discard: %d", st.Rejections)
 	}
 }
+
+// A channel created without an id takes the id its name gives only while
+// no item this replica holds has it (here a channel renamed since).
+func TestCreateChannelWithoutIDAvoidsAnIDInUse(t *testing.T) {
+	r := open(t, t.TempDir())
+	defer r.Close()
+	id, err := r.CreateChannel(body(t, `{"name":"Music"}`))
+	if err != nil || id != "music" {
+		t.Fatalf("first channel: %q, %v", id, err)
+	}
+	if err := r.UpdateChannel(id, body(t, `{"name":"Songs"}`)); err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.CreateChannel(body(t, `{"name":"Music"}`))
+	if err != nil {
+		t.Fatalf("a channel with the free name Music: %v", err)
+	}
+	if again == "music" {
+		t.Fatalf("the new channel took the id of the renamed one")
+	}
+}

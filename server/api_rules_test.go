@@ -44,3 +44,28 @@ func TestTrashedErrorSaysChannelOrFolder(t *testing.T) {
 		t.Errorf("channel: data.trashed = %v, want \"channel\"", d["trashed"])
 	}
 }
+
+// A channel created without an id takes the id its name gives only while
+// that id is free: a removed channel keeps its id reserved, and a renamed
+// one keeps its id, yet their names are free again.
+func TestChannelCreatedWithoutIDNeverClashesOnTheIDItsNameGives(t *testing.T) {
+	f := newActFixture(t)
+	f.channel("Sport")
+	f.must(200, "DELETE", "/channels/sport", nil)
+	f.must(200, "DELETE", "/channels/sport", nil)
+	st, v := f.call("POST", "/channels", map[string]any{"name": "Sport"})
+	mustStatus(t, "re-creating a removed channel's name", st, v, 201)
+	if id := v.(map[string]any)["id"]; id == "sport" || id == "" {
+		t.Errorf("new channel's id: %v, want a fresh one", id)
+	}
+	f.channel("Music")
+	f.must(200, "PUT", "/channels/music", map[string]any{"name": "Songs"})
+	st, v = f.call("POST", "/channels", map[string]any{"name": "Music"})
+	mustStatus(t, "creating a channel with a free name", st, v, 201)
+	// A free id is still the one the name gives.
+	st, v = f.call("POST", "/channels", map[string]any{"name": "Cinéma"})
+	mustStatus(t, "a new name", st, v, 201)
+	if id := v.(map[string]any)["id"]; id != "cinema" {
+		t.Errorf("id of a channel named Cinéma: %v, want cinema", id)
+	}
+}

@@ -129,7 +129,9 @@ func (s *Server) createChannel(c *call) {
 			s.fail(c.w, c.r, err)
 			return
 		}
-	} else if _, err := model.ItemID(id); err != nil || id == "" {
+	} else if _, err := model.ItemID(id); err != nil || id == "" || s.idTaken(c.user, model.KindChannel, id) {
+		// The id the name gives is used only while free: a channel
+		// renamed since, or one removed (its id stays reserved), has it.
 		id = model.NewID()
 	}
 	if !c.actor.Scope.IsPersonal() {
@@ -142,6 +144,18 @@ func (s *Server) createChannel(c *call) {
 		return
 	}
 	writeJSON(c.w, http.StatusCreated, map[string]string{"id": id})
+}
+
+// idTaken reports whether an item of the user, deleted ones included, has
+// the id.
+func (s *Server) idTaken(user string, kind model.Kind, id string) bool {
+	taken := false
+	_ = s.st.View(user, func(tx *store.Tx) error {
+		_, ok, err := tx.Item(kind, id)
+		taken = ok || err != nil
+		return err
+	})
+	return taken
 }
 
 func (s *Server) updateChannel(c *call, id string) {

@@ -30,17 +30,17 @@ type Tx struct {
 	user     string
 	readOnly bool
 
-	c        *committer           // write requests: the committer whose write set they join
-	undo     []undoEntry          // the request's writes, to roll back
-	n        int                  // writes made (an upper bound on the keys they touch)
-	bytes    int64                // estimated size of those writes
-	meta     map[string]metaEntry // records this request decoded or wrote
-	peeked   map[string]peekEntry // records decoded by Peek
-	head     uint64               // this request's head seq, 0 = unchanged
-	notices  []Notice
+	c           *committer           // write requests: the committer whose write set they join
+	undo        []undoEntry          // the request's writes, to roll back
+	n           int                  // writes made (an upper bound on the keys they touch)
+	bytes       int64                // estimated size of those writes
+	meta        map[string]metaEntry // records this request decoded or wrote
+	peeked      map[string]peekEntry // records decoded by Peek
+	head        uint64               // this request's head seq, 0 = unchanged
+	notices     []Notice
 	touch       []model.EventFacts // for the next PutItem (Touching)
 	touchFolder *NoticeFolder      // for the next PutItem (TouchingFolder)
-	accesses []string
+	accesses    []string
 }
 
 // peekEntry is a record Peek decoded, and the bytes it came from.
