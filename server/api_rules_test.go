@@ -69,3 +69,25 @@ func TestChannelCreatedWithoutIDNeverClashesOnTheIDItsNameGives(t *testing.T) {
 		t.Errorf("id of a channel named Cinéma: %v, want cinema", id)
 	}
 }
+
+// Removing a folder with mergeEventsWithParent=true moves its events to its
+// parent even when the parent is trashed: they stay in the trash there.
+func TestRemovingAFolderMergesItsEventsIntoATrashedParent(t *testing.T) {
+	f := newActFixture(t)
+	cid := f.channel("Proj")
+	f.folder(cid, "p", "P", "")
+	f.folder(cid, "f", "F", "p")
+	eid := f.event(cid, map[string]any{"folderId": "f"})
+	f.must(200, "DELETE", "/"+cid+"/folders/p", nil)
+	f.must(200, "DELETE", "/"+cid+"/folders/f", nil)
+	st, v := f.call("DELETE", "/"+cid+"/folders/f?mergeEventsWithParent=true", nil)
+	mustStatus(t, "remove f merging its events into p", st, v, 200)
+	ev := f.must(200, "GET", "/"+cid+"/events/"+eid, nil).(map[string]any)
+	if ev["folderId"] != "p" {
+		t.Fatalf("event folder after merge: %v, want p", ev["folderId"])
+	}
+	// Moving an event into the trashed folder otherwise stays refused.
+	other := f.event(cid, map[string]any{})
+	st, v = f.call("PUT", "/"+cid+"/events/"+other, map[string]any{"folderId": "p"})
+	f.wantErr("move into a trashed folder", st, v, 400, "invalid-operation")
+}

@@ -29,6 +29,10 @@ type Change struct {
 	// RenameOnClash keeps a folder whose name clashes with a sibling by
 	// renaming it "<name> (2)"… (sync), instead of refusing it (HTTP).
 	RenameOnClash bool
+	// Merge marks an event moved to a removed folder's parent
+	// (mergeEventsWithParent): it may land in a trashed parent, where it
+	// stays in the trash.
+	Merge bool
 	// Uploaded holds the digests of content the writer itself sent: with
 	// this request (HTTP) or earlier in its sync session. An event may
 	// name those in its attachments; any other digest it starts naming
@@ -495,7 +499,7 @@ func checkEvent(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, a
 			a.Scope.FolderLevel(ef.Channel, ef.Folder, tree) == model.LevelNone && !a.Scope.WholeChannel(ef.Channel) {
 			return model.Errorf(model.ErrUnknownFolder, "unknown folder %q", ef.Folder)
 		}
-		if model.BoolField(fr.Doc, "trashed") && (!live || model.EventFactsOf(before).Folder != ef.Folder) {
+		if model.BoolField(fr.Doc, "trashed") && (!live || model.EventFactsOf(before).Folder != ef.Folder) && !ch.Merge {
 			return trashedErr("folder", ef.Folder)
 		}
 	}

@@ -307,6 +307,7 @@ func (s *Server) removeFolderTree(tx *store.Tx, a *Actor, cid, fid, parent strin
 				ep.Set("folderId", model.JSONString(parent))
 			}
 			ch = s.patchChange(model.KindEvent, id, ep, r.Doc, false)
+			ch.Merge = true
 		} else {
 			ch = Change{Kind: model.KindEvent, ID: id, Delta: crdt.Doc{Deleted: s.clock.MustNow()}}
 		}
