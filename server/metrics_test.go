@@ -170,3 +170,39 @@ func TestMetricsStoreSizeOnDisk(t *testing.T) {
 			m[`pryvsync_store_bytes{part="vlog"}`], m[`pryvsync_store_bytes{part="files"}`])
 	}
 }
+
+// /metrics counts errors by route (SPEC §3.4) whichever path answered
+// them: here an unknown user (404) and a method not allowed (405), which
+// are not answered through Server.fail.
+func TestMetricsCountEveryErrorAnswer(t *testing.T) {
+	e := newEnv(t)
+	tok := e.createUser("alice01")
+	st, v := e.doJSON("POST", "/alice01/channels", tok, map[string]any{"name": "Diary"})
+	mustStatus(t, "create channel", st, v, 201)
+	before := scrape(t, e.srv)
+	st, _ = e.doJSON("GET", "/nosuch01/diary/events", tok, nil)
+	if st != 404 {
+		t.Fatalf("unknown user: %d", st)
+	}
+	st, _ = e.doJSON("PATCH", "/alice01/diary/events", tok, nil)
+	if st != 405 {
+		t.Fatalf("PATCH: %d", st)
+	}
+	after := scrape(t, e.srv)
+	for _, series := range []string{
+		`pryvsync_http_errors_total{error="unknown-user",route="/{user}/{channel}/events"}`,
+		`pryvsync_http_errors_total{error="invalid-operation",route="/{user}/{channel}/events"}`,
+	} {
+		if after[series] <= before[series] {
+			t.Errorf("%s did not move (%v → %v), though the request answered that error", series, before[series], after[series])
+		}
+	}
+	for _, series := range []string{
+		`pryvsync_http_requests_total{route="/{user}/{channel}/events",status="404"}`,
+		`pryvsync_http_requests_total{route="/{user}/{channel}/events",status="405"}`,
+	} {
+		if after[series] <= before[series] {
+			t.Errorf("%s did not move", series)
+		}
+	}
+}

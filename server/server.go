@@ -195,7 +195,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		user, access := info.fields()
 		s.log.Info("request", "method", r.Method, "path", redactPath(r.URL.Path), "status", rw.status,
 			"user", user, "access", access, "outcome", outcome(rw.status, rw.errID), "duration", time.Since(start))
-		requestsTotal.WithLabelValues(routeLabel(r.URL.Path), strconv.Itoa(rw.status)).Inc()
+		route := routeLabel(r.URL.Path)
+		requestsTotal.WithLabelValues(route, strconv.Itoa(rw.status)).Inc()
+		if rw.errID != "" {
+			// Every error answer, whichever path wrote it (writeJSON
+			// records its id).
+			errorsTotal.WithLabelValues(route, rw.errID).Inc()
+		}
 	}()
 	s.mux.ServeHTTP(rw, r)
 }
@@ -203,7 +209,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
-	errID  string // the API error answered, for the log line
+	errID  string // the API error answered, for the log line and the error count
 }
 
 func (w *statusWriter) WriteHeader(code int)        { w.status = code; w.ResponseWriter.WriteHeader(code) }
@@ -262,10 +268,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		id := model.NewID()
 		s.log.Error("request failed", "request_id", id, "method", r.Method, "path", redactPath(r.URL.Path), "error", err)
 		writeJSON(w, 500, model.Errorf(model.ErrUnexpected, "unexpected error (request id %s)", id).WithData(map[string]any{"requestId": id}))
-		errorsTotal.WithLabelValues(routeLabel(r.URL.Path), model.ErrUnexpected).Inc()
 		return
 	}
-	errorsTotal.WithLabelValues(routeLabel(r.URL.Path), me.ID).Inc()
 	writeJSON(w, me.Status(), me)
 }
 
