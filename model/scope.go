@@ -273,21 +273,23 @@ func (s Scope) EventLevel(ev EventFacts, tree Tree) Level {
 func (s Scope) SeesEvent(ev EventFacts, tree Tree) bool { return s.EventLevel(ev, tree) > LevelNone }
 
 // Covers reports whether every permission of perms stays within this scope
-// (an app access may only create shared accesses narrower than itself).
-func (s Scope) Covers(perms []Permission) bool {
+// (an app access may only create shared accesses narrower than itself). A
+// folder grant covers the folder's descendants in tree (nil: the named
+// folders only).
+func (s Scope) Covers(perms []Permission, tree Tree) bool {
 	if s.personal {
 		return true
 	}
 	for _, p := range perms {
 		want, _ := ParseLevel(p.Level)
-		if !s.coversOne(p, want) {
+		if !s.coversOne(p, want, tree) {
 			return false
 		}
 	}
 	return true
 }
 
-func (s Scope) coversOne(p Permission, want Level) bool {
+func (s Scope) coversOne(p Permission, want Level, tree Tree) bool {
 	pf, pt := p.TimeFrame.Bounds()
 	for i := range s.entries {
 		e := &s.entries[i]
@@ -326,6 +328,9 @@ func (s Scope) coversOne(p Permission, want Level) bool {
 				have = e.noFolder
 			} else {
 				have = e.folders[*fp.FolderID]
+				if tree != nil {
+					have = max(have, e.folderLevel(*fp.FolderID, tree))
+				}
 			}
 			ok = ok && have >= fl
 		}

@@ -532,7 +532,7 @@ func TestScopePersonalManagesEverything(t *testing.T) {
 		if got, want := s.EventLevel(mark("x", "", 1), folders), model.LevelManage; got != want {
 			t.Fatalf("%s: EventLevel: got %v, want %v", name, got, want)
 		}
-		if got, want := s.Covers([]model.Permission{{ChannelID: "*", Level: "manage"}}), true; got != want {
+		if got, want := s.Covers([]model.Permission{{ChannelID: "*", Level: "manage"}}, nil), true; got != want {
 			t.Fatalf("%s: Covers(*): got %v, want %v", name, got, want)
 		}
 		ids, all := s.Channels()
@@ -560,10 +560,10 @@ func TestZeroScopeGrantsNothing(t *testing.T) {
 		if got, want := s.CanCreateFolderUnder("diary", "", folders), false; got != want {
 			t.Fatalf("%s: CanCreateFolderUnder: got %v, want %v", name, got, want)
 		}
-		if got, want := s.Covers([]model.Permission{{ChannelID: "diary", Level: "read"}}), false; got != want {
+		if got, want := s.Covers([]model.Permission{{ChannelID: "diary", Level: "read"}}, nil), false; got != want {
 			t.Fatalf("%s: Covers: got %v, want %v", name, got, want)
 		}
-		if got, want := s.Covers(nil), true; got != want {
+		if got, want := s.Covers(nil, nil), true; got != want {
 			t.Fatalf("%s: Covers(nothing): got %v, want %v", name, got, want)
 		}
 		ids, all := s.Channels()
@@ -687,14 +687,14 @@ func TestScopeCoversOnlyNarrowerPermissions(t *testing.T) {
 		{"no frame", model.Permission{ChannelID: "framed", Level: "read"}, false},
 		{"frame inside, level above", model.Permission{ChannelID: "framed", Level: "manage", TimeFrame: frame(ptr(120.0), ptr(180.0))}, false},
 	} {
-		if got, want := app.Covers([]model.Permission{c.req}), c.want; got != want {
+		if got, want := app.Covers([]model.Permission{c.req}, nil), c.want; got != want {
 			t.Fatalf("%s: got %v, want %v", c.name, got, want)
 		}
 	}
-	if got, want := app.Covers([]model.Permission{{ChannelID: "diary", Level: "read"}, {ChannelID: "tagged", Level: "read", Tags: []string{"a"}}}), true; got != want {
+	if got, want := app.Covers([]model.Permission{{ChannelID: "diary", Level: "read"}, {ChannelID: "tagged", Level: "read", Tags: []string{"a"}}}, nil), true; got != want {
 		t.Fatalf("all covered: got %v, want %v", got, want)
 	}
-	if got, want := app.Covers([]model.Permission{{ChannelID: "diary", Level: "read"}, {ChannelID: "other", Level: "read"}}), false; got != want {
+	if got, want := app.Covers([]model.Permission{{ChannelID: "diary", Level: "read"}, {ChannelID: "other", Level: "read"}}, nil), false; got != want {
 		t.Fatalf("one not covered: got %v, want %v", got, want)
 	}
 }
@@ -711,7 +711,7 @@ func TestScopeWithStarCoversAnyChannelAndStar(t *testing.T) {
 		{"star, higher level", model.Permission{ChannelID: "*", Level: "manage"}, false},
 		{"named channel, higher level", model.Permission{ChannelID: "diary", Level: "manage"}, false},
 	} {
-		if got, want := app.Covers([]model.Permission{c.req}), c.want; got != want {
+		if got, want := app.Covers([]model.Permission{c.req}, nil), c.want; got != want {
 			t.Fatalf("%s: got %v, want %v", c.name, got, want)
 		}
 	}

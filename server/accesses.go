@@ -63,11 +63,25 @@ func (s *Server) accessCalls(c *call, rest []string, admin bool) {
 // manages reports whether the actor may see and change the target access:
 // a personal actor every access, an app actor the shared accesses within
 // its own permissions.
-func manages(a *Actor, target *model.Access) bool {
+func manages(a *Actor, target *model.Access, tree model.Tree) bool {
 	if a.Scope.IsPersonal() {
 		return true
 	}
-	return a.Type == model.AccessApp && target.Type == model.AccessShared && a.Scope.Covers(target.Permissions)
+	return a.Type == model.AccessApp && target.Type == model.AccessShared && a.Scope.Covers(target.Permissions, tree)
+}
+
+// covers reports whether the actor's scope covers perms, with the user's
+// folder tree as it stands (a folder grant covers the descendants).
+func (s *Server) covers(c *call, perms []model.Permission) (bool, error) {
+	if c.actor.Scope.IsPersonal() {
+		return true, nil
+	}
+	ok := false
+	err := s.st.View(c.user, func(tx *store.Tx) error {
+		ok = c.actor.Scope.Covers(perms, txTree{tx})
+		return nil
+	})
+	return ok, err
 }
 
 // errUnknownAccess never echoes the token it was asked about.
@@ -93,7 +107,7 @@ func (s *Server) listAccesses(c *call) {
 	out := []*model.Access{}
 	err := s.st.View(c.user, func(tx *store.Tx) error {
 		return store.ScanJSON(tx, store.KeyAccessPrefix(c.user), func(_ string, sa *storedAccess) (bool, error) {
-			if a := sa.model(); manages(c.actor, a) {
+			if a := sa.model(); manages(c.actor, a, txTree{tx}) {
 				out = append(out, publicAccess(a))
 			}
 			return true, nil
@@ -195,7 +209,9 @@ func (s *Server) parseNewAccess(c *call, body map[string]json.RawMessage) (*mode
 	if a.Permissions, err = decodePermissions(raw, "permissions"); err != nil {
 		return nil, err
 	}
-	if !c.actor.Scope.IsPersonal() && !c.actor.Scope.Covers(a.Permissions) {
+	if ok, err := s.covers(c, a.Permissions); err != nil {
+		return nil, err
+	} else if !ok {
 		return nil, model.Errorf(model.ErrForbidden, "the permissions exceed those of the calling access")
 	}
 	a.Token = model.NewToken()
@@ -413,8 +429,11 @@ func (s *Server) updateAccess(c *call, token string) {
 			return
 		}
 		perms = withoutDefaultNames(perms)
-		if !c.actor.Scope.IsPersonal() && !c.actor.Scope.Covers(perms) {
-			s.fail(c.w, c.r, model.Errorf(model.ErrForbidden, "the permissions exceed those of the calling access"))
+		if ok, err := s.covers(c, perms); err != nil || !ok {
+			if err == nil {
+				err = model.Errorf(model.ErrForbidden, "the permissions exceed those of the calling access")
+			}
+			s.fail(c.w, c.r, err)
 			return
 		}
 	}
@@ -425,7 +444,7 @@ func (s *Server) updateAccess(c *call, token string) {
 		if err != nil {
 			return err
 		}
-		if cur == nil || !manages(c.actor, cur) {
+		if cur == nil || !manages(c.actor, cur, txTree{tx}) {
 			return errUnknownAccess()
 		}
 		if err := sameReadOnly(body, publicAccess(cur), accessReadOnly); err != nil {
@@ -479,7 +498,7 @@ func (s *Server) deleteAccessCall(c *call, token string) {
 		if err != nil {
 			return err
 		}
-		if a == nil || !manages(c.actor, a) {
+		if a == nil || !manages(c.actor, a, txTree{tx}) {
 			return errUnknownAccess()
 		}
 		id = a.ID

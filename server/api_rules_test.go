@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"testing"
+
+	"github.com/pryvsync/pryvsync/model"
 )
 
 // Recording into a trashed channel is refused whether the event is new or
@@ -90,4 +92,40 @@ func TestRemovingAFolderMergesItsEventsIntoATrashedParent(t *testing.T) {
 	other := f.event(cid, map[string]any{})
 	st, v = f.call("PUT", "/"+cid+"/events/"+other, map[string]any{"folderId": "p"})
 	f.wantErr("move into a trashed folder", st, v, 400, "invalid-operation")
+}
+
+// A folder grant covers the folder's descendants, so an app access may
+// share a subfolder of its grant (SPEC §2: shared accesses whose
+// permissions are a subset of its own), and manages that share.
+func TestAppTokenSharesASubfolderOfItsFolderGrant(t *testing.T) {
+	f := newActFixture(t)
+	cid := f.channel("Diary")
+	f.folder(cid, "work", "Work", "")
+	f.folder(cid, "sub", "Sub", "work")
+	work := "work"
+	app := f.storeAccess(f.user, &model.Access{Type: model.AccessApp, Name: "tracker", Permissions: []model.Permission{
+		{ChannelID: cid, Level: "read", FolderPermissions: []model.FolderPermission{{FolderID: &work, Level: "manage"}}},
+	}})
+	// The app sees the subfolder.
+	tree := f.list("/"+cid+"/folders", app)
+	if len(tree) != 1 || tree[0]["id"] != "work" {
+		t.Fatalf("app's folder tree: %v", tree)
+	}
+	perms := func(folder string) []any {
+		return []any{map[string]any{"channelId": cid, "level": "read",
+			"folderPermissions": []any{map[string]any{"folderId": folder, "level": "read"}}}}
+	}
+	f.must(201, "POST", "/accesses", map[string]any{"name": "share work", "permissions": perms("work")}, app)
+	st, v := f.call("POST", "/accesses", map[string]any{"name": "share sub", "permissions": perms("sub")}, app)
+	mustStatus(t, "app shares a subfolder of its grant", st, v, 201)
+	// It sees and manages that share, and still may not share beyond.
+	var names []string
+	for _, a := range f.list("/accesses", app) {
+		names = append(names, a["name"].(string))
+	}
+	if len(names) != 2 {
+		t.Errorf("the app's accesses: %v, want both shares", names)
+	}
+	st, v = f.call("POST", "/accesses", map[string]any{"name": "share all", "permissions": []any{map[string]any{"channelId": cid, "level": "read"}}}, app)
+	f.wantErr("app shares the whole channel", st, v, 403, "forbidden")
 }
