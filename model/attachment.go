@@ -47,7 +47,10 @@ func ParseAttachment(key string, raw []byte) (Attachment, error) {
 	if err := dec.Decode(&a); err != nil || dec.More() {
 		return Attachment{}, FieldError("attachments", "attachment %q must be {fileName, type, size, digest}", key)
 	}
-	if !ValidDigest(a.Digest) || a.FileName == "" || len(a.FileName) > 255 || len(a.Type) > 255 || a.Size < 0 {
+	// No length caps on the name and type: the server writes whatever an
+	// upload names, and a replica pushes it back after a restore
+	// (MaxItemSize bounds the whole item).
+	if !ValidDigest(a.Digest) || a.FileName == "" || a.Size < 0 {
 		return Attachment{}, FieldError("attachments", "attachment %q needs a file name, a type, a size and a lower-case hex SHA-256 digest", key)
 	}
 	return a, nil

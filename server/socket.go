@@ -173,7 +173,17 @@ func (s *Server) unseenNotices(user string, actor *Actor, notices []store.Notice
 	}
 	out := map[int]bool{}
 	err := s.st.View(user, func(tx *store.Tx) error {
-		tree := txTree{tx}
+		// Folders removed by these commits are gone from the tree: their
+		// parents before the change stand in for them, so that events
+		// removed with their folder are judged where they were.
+		tree := removedTree{base: txTree{tx}, parents: map[string]string{}}
+		for _, n := range notices {
+			for _, f := range n.Folders {
+				if len(f.Parents) > 0 {
+					tree.parents[f.ID] = f.Parents[0]
+				}
+			}
+		}
 		for i, n := range notices {
 			if partial(n) && !touchesScope(actor.Scope, n, tree) {
 				out[i] = true
@@ -187,12 +197,33 @@ func (s *Server) unseenNotices(user string, actor *Actor, notices []store.Notice
 	return out
 }
 
+// removedTree is the folder tree with, for folders it no longer holds,
+// the parents they had before the commits that removed them.
+type removedTree struct {
+	base    model.Tree
+	parents map[string]string
+}
+
+func (t removedTree) FolderParent(f string) (string, bool) {
+	if p, ok := t.base.FolderParent(f); ok {
+		return p, true
+	}
+	p, ok := t.parents[f]
+	return p, ok
+}
+
 // touchesScope reports whether an exact notice names an item the scope can
-// see, as it was before or is after the change.
+// see, as it was before or is after the change. An event in a folder the
+// tree does not know counts as seen: telling too much is the safe side.
 func touchesScope(sc model.Scope, n store.Notice, tree model.Tree) bool {
 	for _, ef := range n.Events {
 		if sc.EventLevel(ef, tree) > model.LevelNone {
 			return true
+		}
+		if ef.Folder != "" && sc.SeesChannel(ef.Channel) {
+			if _, known := tree.FolderParent(ef.Folder); !known {
+				return true
+			}
 		}
 	}
 	roots := sc.PermittedRoots(n.Channel)

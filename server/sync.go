@@ -82,19 +82,24 @@ type syncSession struct {
 	sub    *Sub
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	access   *model.Access
-	actor    *Actor
-	replica  string
-	cursor   uint64 // last seq sent
-	rescan   uint64 // while > 0: re-sending the scope up to this seq, without removals
-	initial  bool   // no cursor: initial download, no removals needed
-	acked    uint64
-	inflight []uint64 // cursors of full changes batches sent and not yet acknowledged
-	upload   *store.Upload
-	upDigest string
+	mu      sync.Mutex
+	access  *model.Access
+	actor   *Actor
+	replica string
+	cursor  uint64 // last seq sent
+	rescan  uint64 // while > 0: re-sending the scope up to this seq, without removals
+	initial bool   // no cursor: initial download, no removals needed up to initialHead
+	// initialHead is the head when the initial download began: an entry
+	// past it may be the change of an item the download already sent (a
+	// deletion, a move out of scope), whose removal must go out.
+	initialHead uint64
+	acked       uint64
+	inflight    []uint64 // cursors of full changes batches sent and not yet acknowledged
+	upload      *store.Upload
+	upDigest    string
 	// uploaded holds the digests this session uploaded (read loop only):
-	// its pushes may name them (Change.Uploaded).
+	// its pushes may name them (Change.Uploaded), and the store keeps
+	// their content while the session lives (releaseUploads).
 	uploaded map[string]bool
 
 	rescanAt     uint64 // rescan read position
@@ -207,6 +212,7 @@ func (ss *syncSession) run() {
 	ss.pushWG.Wait()
 	stopPings()
 	ss.abortUpload()
+	ss.releaseUploads()
 }
 
 // connCtx is the context of the session's frequent reads and writes once
@@ -288,7 +294,7 @@ func (ss *syncSession) welcome(h *syncproto.Hello) (*syncproto.Welcome, error) {
 		}
 	}
 	if ss.initial {
-		ss.cursor = 0
+		ss.cursor, ss.initialHead = 0, head
 	}
 	// A replica whose highest sequence number is below what the server
 	// already applied for its id runs from an older copy of its directory:
@@ -876,7 +882,7 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 	start := time.Now()
 	ss.mu.Lock()
 	actor, key := ss.actor, ss.access.Key
-	from, rescan, initial := ss.cursor, ss.rescan, ss.initial
+	from, rescan, initial, initialHead := ss.cursor, ss.rescan, ss.initial, ss.initialHead
 	prev := ss.cursor
 	if rescan > 0 {
 		from = ss.rescanAt
@@ -901,16 +907,17 @@ func (ss *syncSession) sendBatch(ctx context.Context) (bool, error) {
 				return err
 			}
 		}
-		quiet := initial || (rescan > 0)
 		err = tx.ReadFeed(channels, from, func(e store.FeedEntry) (bool, error) {
 			if e.Seq != last && (len(batch.Items)+len(batch.Removals) >= syncproto.MaxBatchItems || size >= syncproto.MaxBatchBytes-model.MaxItemSize) {
 				full = true
 				return false, nil
 			}
 			last = e.Seq
-			if rescan > 0 && e.Seq > rescan {
-				quiet = initial
-			}
+			// No removals where the replica cannot hold the item: in an
+			// initial download up to the head it began at, in a rescan
+			// up to the position it began at (the replica dropped what
+			// left its scope itself).
+			quiet := initial && e.Seq <= initialHead || rescan > 0 && e.Seq <= rescan
 			if !e.Exit && e.Raw != nil && (actor.Scope.IsPersonal() || e.Kind != model.KindFolder && actor.Scope.SeesWholeChannel(e.Channel)) {
 				// An access that sees every item of the channel sees each
 				// one that exists as it is stored (wireDoc changes only a
@@ -1109,16 +1116,35 @@ func (ss *syncSession) attachmentPut(ctx context.Context, p *syncproto.Attachmen
 		}
 		return reply(model.Errorf(model.ErrUnexpected, "could not store the attachment"))
 	}
-	if ss.uploaded == nil || len(ss.uploaded) >= maxSessionUploads {
+	switch {
+	case ss.uploaded[p.Digest]:
+		ss.s.st.ReleaseFile(ss.user, p.Digest) // held once already
+	case len(ss.uploaded) >= maxSessionUploads:
 		// A replica uploads content just before the push naming it.
-		ss.uploaded = map[string]bool{}
+		ss.releaseUploads()
+		fallthrough
+	default:
+		if ss.uploaded == nil {
+			ss.uploaded = map[string]bool{}
+		}
+		ss.uploaded[p.Digest] = true
 	}
-	ss.uploaded[p.Digest] = true
 	return reply(nil)
 }
 
 // maxSessionUploads bounds the digests a session remembers uploading.
 const maxSessionUploads = 4096
+
+// releaseUploads ends the holds the session's uploads keep on their content
+// (store.Upload.Commit), and removes the content no event names (read loop,
+// or once it has ended).
+func (ss *syncSession) releaseUploads() {
+	for d := range ss.uploaded {
+		ss.s.st.ReleaseFile(ss.user, d)
+		ss.s.st.RemoveFile(ss.user, d)
+	}
+	clear(ss.uploaded)
+}
 
 func (ss *syncSession) abortUpload() {
 	if ss.upload != nil {

@@ -332,12 +332,22 @@ func (u *Upload) Commit(want string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
+	filesMu.Lock()
 	if _, err := os.Stat(dst); err != nil {
 		if err := os.Rename(u.f.Name(), dst); err != nil {
+			filesMu.Unlock()
 			return err
 		}
 	}
-	return u.s.putBlob(u.user, want)
+	// Held as SaveFile holds an upload, until the caller releases it
+	// (ReleaseFile): a removal meanwhile leaves the content alone.
+	pending[u.user+"/"+want]++
+	filesMu.Unlock()
+	if err := u.s.putBlob(u.user, want); err != nil {
+		u.s.ReleaseFile(u.user, want)
+		return err
+	}
+	return nil
 }
 
 // ErrDigestMismatch says uploaded content does not hash to its digest.

@@ -40,7 +40,11 @@ type Tx struct {
 	notices     []Notice
 	touch       []model.EventFacts // for the next PutItem (Touching)
 	touchFolder *NoticeFolder      // for the next PutItem (TouchingFolder)
-	accesses    []string
+	// noticeUndo records, once a savepoint was taken, each notice changed
+	// in place (its state before), so RollbackTo restores it.
+	noticeUndo []noticeMark
+	savepoints bool
+	accesses   []string
 }
 
 // peekEntry is a record Peek decoded, and the bytes it came from.
@@ -72,13 +76,30 @@ func (t *Tx) rollback() {
 // Savepoint marks a point in a write request, to undo what follows it
 // with RollbackTo while keeping what came before.
 type Savepoint struct {
-	undo, notices, accesses int
-	head                    uint64
+	undo, notices, marks, accesses int
+	head                           uint64
+}
+
+// noticeMark is a notice's state before a change made in place.
+type noticeMark struct {
+	i       int
+	exact   bool
+	events  []model.EventFacts
+	folders []NoticeFolder
 }
 
 // Savepoint marks the request's current state.
 func (t *Tx) Savepoint() Savepoint {
-	return Savepoint{undo: len(t.undo), notices: len(t.notices), accesses: len(t.accesses), head: t.head}
+	t.savepoints = true
+	return Savepoint{undo: len(t.undo), notices: len(t.notices), marks: len(t.noticeUndo), accesses: len(t.accesses), head: t.head}
+}
+
+// markNotice records notice i's state before a change in place.
+func (t *Tx) markNotice(i int) {
+	if t.savepoints {
+		n := &t.notices[i]
+		t.noticeUndo = append(t.noticeUndo, noticeMark{i: i, exact: n.Exact, events: n.Events, folders: n.Folders})
+	}
 }
 
 // RollbackTo undoes the writes made since sp: one change of several in a
@@ -97,6 +118,13 @@ func (t *Tx) RollbackTo(sp Savepoint) {
 		}
 	}
 	t.undo = t.undo[:sp.undo]
+	for k := len(t.noticeUndo) - 1; k >= sp.marks; k-- {
+		if m := t.noticeUndo[k]; m.i < sp.notices {
+			n := &t.notices[m.i]
+			n.Exact, n.Events, n.Folders = m.exact, m.events, m.folders
+		}
+	}
+	t.noticeUndo = t.noticeUndo[:sp.marks]
 	t.notices = t.notices[:sp.notices]
 	t.accesses = t.accesses[:sp.accesses]
 	t.head = sp.head
@@ -352,6 +380,7 @@ func (t *Tx) nextSeq() (uint64, error) {
 func (t *Tx) Notify(kind model.Kind, channel string) {
 	for i := range t.notices {
 		if n := &t.notices[i]; n.Kind == kind && n.Channel == channel {
+			t.markNotice(i)
 			n.Exact, n.Events, n.Folders = false, nil, nil
 			return
 		}
@@ -364,6 +393,7 @@ func (t *Tx) Notify(kind model.Kind, channel string) {
 func (t *Tx) notifyExact(kind model.Kind, channel string, facts []model.EventFacts, folder *NoticeFolder) {
 	for i := range t.notices {
 		if n := &t.notices[i]; n.Kind == kind && n.Channel == channel {
+			t.markNotice(i)
 			switch {
 			case !n.Exact:
 			case len(n.Events)+len(facts)+len(n.Folders) >= maxNoticeEvents:
