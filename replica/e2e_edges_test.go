@@ -4,13 +4,9 @@ import (
 	"testing"
 )
 
-// SPEC §4.1.1: once synced with nothing pending, a replica holds exactly the
-// server's state in its scope. An event received early in the initial
-// download and deleted on the server while the download runs stays on the
-// replica for good: the initial download sends no removals at all, and the
-// tombstone's feed entry is below the cursor of every later session.
 // An event deleted on the server while a replica's initial download runs,
-// after the replica received it, leaves the replica.
+// after the replica received it, leaves the replica (SPEC §4.1.1: once
+// synced, a replica holds exactly the server's state in its scope).
 func TestEventDeletedDuringTheInitialDownloadLeavesTheReplica(t *testing.T) {
 	e := newE2E(t)
 	owner := e.open(e.personal)

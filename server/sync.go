@@ -469,6 +469,12 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 		for i, ch := range p.Changes {
 			if ch.RSeq <= hw {
 				res := syncproto.Result{RSeq: ch.RSeq, Status: syncproto.StatusDuplicate}
+				// A bare duplicate (its first result no longer kept) says
+				// where the change is at the latest: the head. The replica
+				// holds the change in its view until its cursor is there.
+				if h, err := tx.Head(); err == nil {
+					res.Seq = h
+				}
 				if raw, ok, err := tx.Result(ss.replica, ch.RSeq); err == nil && ok {
 					if m, err := syncproto.Decode(raw); err == nil && m.PushResult != nil && len(m.PushResult.Results) == 1 {
 						res = m.PushResult.Results[0]

@@ -12,9 +12,8 @@ import (
 	"github.com/pryvsync/pryvsync/syncproto"
 )
 
-// seedEvents writes n events into channel through the server's
-// write rule.
-// seedEvents writes n events into channel straight through the store.
+// seedEvents writes n events into channel through ApplyChange, in one
+// store request.
 func seedEvents(t *testing.T, e *testEnv, user, channel string, n int) {
 	t.Helper()
 	clock := crdt.NewClock("seed", nil, 0)
