@@ -567,12 +567,38 @@ func (r *Replica) dropOutOfScope(sc model.Scope) ([]Change, error) {
 						return err
 					}
 					gone = append(gone, Change{Kind: string(kind), ID: id, Source: "server", Removed: true})
+					continue
+				}
+				if kind == model.KindFolder {
+					if err := redactParent(txn, sc, t, id, d); err != nil {
+						return err
+					}
 				}
 			}
 		}
 		return nil
 	})
 	return gone, err
+}
+
+// redactParent gives a folder kept after a scope change whose parent the
+// scope no longer shows the parent the server sends for it (wireDoc): null
+// at the field's own version, the visible parent's successor mark dropped.
+// The server's re-sent state then merges as equal; merging it alone could
+// not hide the parent, which was held at a newer mark.
+func redactParent(txn *badger.Txn, sc model.Scope, t tree, id string, d crdt.Doc) error {
+	if sc.IsPersonal() {
+		return nil
+	}
+	parent := model.StringField(d, "parentId")
+	if parent == "" || sc.FolderLevel(model.StringField(d, "channelId"), parent, t) > model.LevelNone {
+		return nil
+	}
+	out := d.Clone()
+	pf := out.Fields["parentId"]
+	pf.Val, pf.V.Node = []byte("null"), strings.TrimSuffix(pf.V.Node, "+")
+	out.Fields["parentId"] = pf
+	return putBase(txn, nil, string(model.KindFolder), id, out)
 }
 
 func (s *sessionState) scope(perms []model.Permission, version int64) error {
