@@ -421,6 +421,18 @@ func checkFolder(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, 
 		if err != nil {
 			return err
 		}
+		if name != af.Name && !live && ch.RenameOnClash {
+			// Two folders created offline with one name: the later one by
+			// version is renamed (SPEC §4.3), whichever reached the server
+			// first.
+			renamed, err := renameLaterSibling(tx, a, ch, af, after.Fields["name"].V, clock)
+			if err != nil {
+				return err
+			}
+			if renamed {
+				name = af.Name
+			}
+		}
 		if name != af.Name {
 			// A fresh version: the clashing name may sit at the same version
 			// on replicas, and must lose to the new one everywhere.
@@ -458,6 +470,48 @@ func uniqueFolderName(tx *store.Tx, ch Change, af model.FolderFacts, rename bool
 			return n, nil
 		}
 	}
+}
+
+// renameLaterSibling renames, when a pushed folder's creation clashes with
+// a sibling whose name is newer by version than v, that sibling "<name>
+// (2)"… at a fresh version, so that the creation keeps its name. It reports
+// whether it did; with more than one clashing sibling, or an older one, the
+// pushed folder is renamed instead.
+func renameLaterSibling(tx *store.Tx, a *Actor, ch Change, af model.FolderFacts, v crdt.Version, clock *crdt.Clock) (bool, error) {
+	var sib string
+	var sdoc crdt.Doc
+	clashes := 0
+	taken := map[string]bool{strings.ToLower(af.Name): true}
+	err := tx.Items(model.KindFolder, func(id string, r *store.Record) (bool, error) {
+		if id == ch.ID || !model.Exists(r.Doc) {
+			return true, nil
+		}
+		if f := model.FolderFactsOf(r.Doc); f.Channel == af.Channel && f.Parent == af.Parent {
+			taken[strings.ToLower(f.Name)] = true
+			if strings.EqualFold(f.Name, af.Name) {
+				clashes++
+				sib, sdoc = id, r.Doc
+			}
+		}
+		return true, nil
+	})
+	if err != nil || clashes != 1 || sdoc.Fields["name"].V.Compare(v) <= 0 {
+		return false, err
+	}
+	sf := model.FolderFactsOf(sdoc)
+	name := ""
+	for i := 2; name == ""; i++ {
+		if n := fmt.Sprintf("%s (%d)", sf.Name, i); !taken[strings.ToLower(n)] {
+			name = n
+		}
+	}
+	nv := clock.MustNow()
+	d := crdt.Doc{Fields: map[string]crdt.Field{"name": {V: nv, Val: model.JSONString(name)}}}
+	model.Stamp(&d, nv, tx.Now(), a.AccessID, false)
+	merged := crdt.Merge(sdoc, d)
+	tx.TouchingFolder(sib, sf.Parent, sf.Parent)
+	_, err = tx.PutItem(model.KindFolder, sib, merged)
+	return err == nil, err
 }
 
 func checkEvent(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, after *crdt.Doc, out *Outcome, clock *crdt.Clock) error {
