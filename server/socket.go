@@ -178,7 +178,7 @@ func (s *Server) unseenNotices(user string, actor *Actor, notices []store.Notice
 		// removed with their folder are judged where they were.
 		tree := removedTree{base: txTree{tx}, parents: map[string]string{}}
 		for _, n := range notices {
-			for _, f := range n.Folders {
+			for _, f := range n.Gone {
 				if len(f.Parents) > 0 {
 					tree.parents[f.ID] = f.Parents[0]
 				}
@@ -213,17 +213,11 @@ func (t removedTree) FolderParent(f string) (string, bool) {
 }
 
 // touchesScope reports whether an exact notice names an item the scope can
-// see, as it was before or is after the change. An event in a folder the
-// tree does not know counts as seen: telling too much is the safe side.
+// see, as it was before or is after the change.
 func touchesScope(sc model.Scope, n store.Notice, tree model.Tree) bool {
 	for _, ef := range n.Events {
 		if sc.EventLevel(ef, tree) > model.LevelNone {
 			return true
-		}
-		if ef.Folder != "" && sc.SeesChannel(ef.Channel) {
-			if _, known := tree.FolderParent(ef.Folder); !known {
-				return true
-			}
 		}
 	}
 	roots := sc.PermittedRoots(n.Channel)

@@ -1126,8 +1126,11 @@ func (ss *syncSession) attachmentPut(ctx context.Context, p *syncproto.Attachmen
 	case ss.uploaded[p.Digest]:
 		ss.s.st.ReleaseFile(ss.user, p.Digest) // held once already
 	case len(ss.uploaded) >= maxSessionUploads:
-		// A replica uploads content just before the push naming it.
-		ss.releaseUploads()
+		// A replica uploads content just before the push naming it: the
+		// older uploads are let go once the pushes queued so far, which
+		// may name them, are answered.
+		ss.releaseAfterPushes(ss.uploaded)
+		ss.uploaded = nil
 		fallthrough
 	default:
 		if ss.uploaded == nil {
@@ -1142,14 +1145,32 @@ func (ss *syncSession) attachmentPut(ctx context.Context, p *syncproto.Attachmen
 const maxSessionUploads = 4096
 
 // releaseUploads ends the holds the session's uploads keep on their content
-// (store.Upload.Commit), and removes the content no event names (read loop,
-// or once it has ended).
+// (store.Upload.Commit), and removes the content no event names (once the
+// read loop and the pushes have ended).
 func (ss *syncSession) releaseUploads() {
-	for d := range ss.uploaded {
+	ss.release(ss.uploaded)
+	ss.uploaded = nil
+}
+
+func (ss *syncSession) release(digests map[string]bool) {
+	for d := range digests {
 		ss.s.st.ReleaseFile(ss.user, d)
 		ss.s.st.RemoveFile(ss.user, d)
 	}
-	clear(ss.uploaded)
+}
+
+// releaseAfterPushes releases digests once every push queued so far has
+// been answered (read loop).
+func (ss *syncSession) releaseAfterPushes(digests map[string]bool) {
+	tail := ss.pushTail
+	ss.pushWG.Add(1)
+	go func() {
+		defer ss.pushWG.Done()
+		if tail != nil {
+			<-tail
+		}
+		ss.release(digests)
+	}()
 }
 
 func (ss *syncSession) abortUpload() {

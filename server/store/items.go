@@ -160,9 +160,9 @@ func (t *Tx) PutItem(kind model.Kind, id string, d crdt.Doc) (uint64, error) {
 	notify := func(channel string) {
 		switch {
 		case kind == model.KindEvent && touch != nil:
-			t.notifyExact(kind, channel, touch, nil)
+			t.notifyExact(kind, channel, touch, nil, false)
 		case kind == model.KindFolder && touchFolder != nil:
-			t.notifyExact(kind, channel, nil, touchFolder)
+			t.notifyExact(kind, channel, nil, touchFolder, d.IsDeleted())
 		default:
 			t.Notify(kind, channel)
 		}

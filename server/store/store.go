@@ -69,6 +69,10 @@ type Notice struct {
 	// Folders, in an exact folder notice, lists the folders the commit
 	// changed in Channel, each with its parents before and after.
 	Folders []NoticeFolder `msgpack:",omitempty"`
+	// Gone lists the folders the commit removed in Channel, with their
+	// parents before, exact or not: events removed with their folder are
+	// judged where the folder was.
+	Gone []NoticeFolder `msgpack:",omitempty"`
 }
 
 // NoticeFolder is a changed folder in an exact notice: its id and its

@@ -86,6 +86,7 @@ type noticeMark struct {
 	exact   bool
 	events  []model.EventFacts
 	folders []NoticeFolder
+	gone    []NoticeFolder
 }
 
 // Savepoint marks the request's current state.
@@ -98,7 +99,7 @@ func (t *Tx) Savepoint() Savepoint {
 func (t *Tx) markNotice(i int) {
 	if t.savepoints {
 		n := &t.notices[i]
-		t.noticeUndo = append(t.noticeUndo, noticeMark{i: i, exact: n.Exact, events: n.Events, folders: n.Folders})
+		t.noticeUndo = append(t.noticeUndo, noticeMark{i: i, exact: n.Exact, events: n.Events, folders: n.Folders, gone: n.Gone})
 	}
 }
 
@@ -121,7 +122,7 @@ func (t *Tx) RollbackTo(sp Savepoint) {
 	for k := len(t.noticeUndo) - 1; k >= sp.marks; k-- {
 		if m := t.noticeUndo[k]; m.i < sp.notices {
 			n := &t.notices[m.i]
-			n.Exact, n.Events, n.Folders = m.exact, m.events, m.folders
+			n.Exact, n.Events, n.Folders, n.Gone = m.exact, m.events, m.folders, m.gone
 		}
 	}
 	t.noticeUndo = t.noticeUndo[:sp.marks]
@@ -390,10 +391,13 @@ func (t *Tx) Notify(kind model.Kind, channel string) {
 
 // notifyExact records that an item changed in channel, with its scope facts
 // (Notice.Exact): events' facts, or a folder.
-func (t *Tx) notifyExact(kind model.Kind, channel string, facts []model.EventFacts, folder *NoticeFolder) {
+func (t *Tx) notifyExact(kind model.Kind, channel string, facts []model.EventFacts, folder *NoticeFolder, removed bool) {
 	for i := range t.notices {
 		if n := &t.notices[i]; n.Kind == kind && n.Channel == channel {
 			t.markNotice(i)
+			if removed {
+				n.Gone = append(n.Gone, *folder)
+			}
 			switch {
 			case !n.Exact:
 			case len(n.Events)+len(facts)+len(n.Folders) >= maxNoticeEvents:
@@ -409,6 +413,9 @@ func (t *Tx) notifyExact(kind model.Kind, channel string, facts []model.EventFac
 	n := Notice{Kind: kind, Channel: channel, Exact: true, Events: append([]model.EventFacts(nil), facts...)}
 	if folder != nil {
 		n.Folders = []NoticeFolder{*folder}
+		if removed {
+			n.Gone = []NoticeFolder{*folder}
+		}
 	}
 	t.notices = append(t.notices, n)
 }
@@ -420,7 +427,7 @@ func (t *Tx) notifyExact(kind model.Kind, channel string, facts []model.EventFac
 func (t *Tx) Touching(facts ...model.EventFacts) { t.touch, t.touchFolder = facts, nil }
 
 // TouchingFolder is Touching for the folder the next PutItem writes: its
-// parents before and after the change.
+// parents before and after the change (only before for a removal).
 func (t *Tx) TouchingFolder(id string, parents ...string) {
 	t.touch, t.touchFolder = nil, &NoticeFolder{ID: id, Parents: parents}
 }
