@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/pryvsync/pryvsync/server/store"
 )
 
 // After a server restore (new epoch) the replica re-pushes what it holds
@@ -34,14 +32,7 @@ func TestRestoreWithAnUndownloadedAttachmentCompletesTheRound(t *testing.T) {
 	if err := e.srv().Store().Backup(&backup); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.srv().Close(); err != nil {
-		t.Fatal(err)
-	}
-	dir2 := filepath.Join(t.TempDir(), "restored")
-	if err := store.Restore(dir2, &backup); err != nil {
-		t.Fatal(err)
-	}
-	e.start(dir2)
+	e.restart(&backup)
 
 	mine, err := b.CreateEvent(body(t, `{"channelId":"diary","type":{"class":"note","format":"txt"},"value":"offline on b"}`))
 	if err != nil {

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/pryvsync/pryvsync/server/store"
 )
 
 // httpCreateWithFile creates an event in diary over HTTP with one attachment
@@ -73,14 +71,7 @@ func TestRestoreRepushesAnEventWhoseLongFileNameTheServerWroteItself(t *testing.
 		}
 		rc.Close()
 	}
-	if err := e.srv().Close(); err != nil {
-		t.Fatal(err)
-	}
-	dir2 := filepath.Join(t.TempDir(), "restored")
-	if err := store.Restore(dir2, &backup); err != nil {
-		t.Fatal(err)
-	}
-	e.start(dir2)
+	e.restart(&backup)
 	mustSync(t, b)
 	mustSync(t, b)
 	if _, live := e.serverEvent(short); !live {

@@ -66,6 +66,20 @@ func (e *diskE2E) start(dir string) *server.Server {
 
 func (e *diskE2E) srv() *server.Server { return e.cur.Load() }
 
+// restart stops the server, restores backup into a new directory and
+// starts the server there behind the same URL.
+func (e *diskE2E) restart(backup *bytes.Buffer) *server.Server {
+	e.t.Helper()
+	if err := e.srv().Close(); err != nil {
+		e.t.Fatalf("close: %v", err)
+	}
+	dir := filepath.Join(e.t.TempDir(), "restored")
+	if err := store.Restore(dir, backup); err != nil {
+		e.t.Fatalf("restore: %v", err)
+	}
+	return e.start(dir)
+}
+
 func (e *diskE2E) open() *replica.Replica {
 	e.t.Helper()
 	r, err := replica.Open(e.t.TempDir(), replica.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
@@ -159,14 +173,7 @@ func TestRestoreUnderLiveReplicasLosesNothingAcknowledged(t *testing.T) {
 
 	// Stop the server, restore the old backup into a new directory, start
 	// there behind the same URL.
-	if err := e.srv().Close(); err != nil {
-		t.Fatalf("close: %v", err)
-	}
-	dir2 := filepath.Join(t.TempDir(), "restored")
-	if err := store.Restore(dir2, &backup); err != nil {
-		t.Fatalf("restore: %v", err)
-	}
-	srv2 := e.start(dir2)
+	srv2 := e.restart(&backup)
 	if srv2.Store().Epoch() == oldEpoch {
 		t.Fatal("the restored store kept the old epoch")
 	}
