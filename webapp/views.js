@@ -222,7 +222,9 @@ export class DataView {
   }
 
   buildNoteForm() {
-    this.nFolder = h('select', { id: 'note-folder' });
+    this.nFolder = h('select', { id: 'note-folder', onchange: () => { this.folderChosen = true; } });
+    this.nTime = h('input', { type: 'datetime-local', id: 'note-time' });
+    this.nTimeField = field('Time (optional: now when empty)', this.nTime);
     this.nValue = h('textarea', { id: 'note-value', rows: 3 });
     this.nTags = h('input', { type: 'text', id: 'note-tags', autocomplete: 'off' });
     this.nDescription = h('input', { type: 'text', id: 'note-description', autocomplete: 'off' });
@@ -237,6 +239,7 @@ export class DataView {
     },
     this.nFolderField,
     field('Note', this.nValue),
+    this.nTimeField,
     h('div', { class: 'field' }, h('label', { for: 'note-tags', text: 'Tags (comma-separated)' }), this.nTags, this.nTagsHint),
     field('Description (optional)', this.nDescription),
     field('Attach a file (optional)', this.nFile),
@@ -245,20 +248,36 @@ export class DataView {
       h('h2', { id: 'add-note-title', text: 'Add a note' }), form);
   }
 
-  updateNoteForm() {
+  /**
+   * Refreshes the note form's choices. The folder follows the folder
+   * filter when the user picks a filter (followFilter) or has chosen none
+   * yet; any other redraw (a live update, a reload) keeps the user's choice
+   * while it is still allowed.
+   */
+  updateNoteForm({ followFilter = false } = {}) {
     const cid = this.channelId;
     const options = cid ? writableFolders(this.info, cid, this.folders) : [];
     this.noteSection.hidden = options.length === 0;
     if (options.length === 0) return;
-    const previous = this.nFolder.value;
-    let defaultValue = this.filter.folder === undefined ? undefined : (this.filter.folder === null ? '\u0000null' : this.filter.folder);
+    const previous = this.folderChosen ? this.nFolder.value : '';
+    const filtered = this.filter.folder === undefined ? undefined : (this.filter.folder === null ? '\u0000null' : this.filter.folder);
     this.nFolder.replaceChildren(...options.map((o) => h('option', {
       value: o.id === null ? '\u0000null' : o.id,
       text: `${'\u00a0\u00a0'.repeat(o.depth)}${o.name}`,
     })));
     const values = options.map((o) => (o.id === null ? '\u0000null' : o.id));
-    if (defaultValue === undefined || !values.includes(defaultValue)) defaultValue = values.includes(previous) ? previous : values[0];
-    this.nFolder.value = defaultValue;
+    let chosen;
+    if (followFilter && values.includes(filtered)) {
+      chosen = filtered;
+      this.folderChosen = false;
+    } else if (values.includes(previous)) {
+      chosen = previous;
+    } else {
+      chosen = values.includes(filtered) ? filtered : values[0];
+      this.folderChosen = false;
+    }
+    this.nFolder.value = chosen;
+    this.updateNoteTime(cid);
     this.nFolderField.hidden = options.length === 1 && options[0].id === null;
     const req = requiredTags(this.info, cid);
     if (req) {
@@ -277,6 +296,23 @@ export class DataView {
     }
   }
 
+  /**
+   * A share limited to a time frame accepts only events inside it: when now
+   * is outside, the time field starts at the frame's nearest bound (a note
+   * dated now would be refused).
+   */
+  updateNoteTime(cid) {
+    const frames = timeFrames(this.info, cid);
+    if (!frames.length || this.nTime.value) return;
+    const f = frames[0];
+    const now = Date.now() / 1000;
+    if (f.to !== null && f.to !== undefined && now > f.to) {
+      this.nTime.value = fmt.toLocalInput(Math.floor(f.to / 60) * 60);
+    } else if (f.from !== null && f.from !== undefined && now < f.from) {
+      this.nTime.value = fmt.toLocalInput(Math.ceil(f.from / 60) * 60);
+    }
+  }
+
   async submitNote() {
     const cid = this.channelId;
     if (!cid) return;
@@ -292,13 +328,15 @@ export class DataView {
     if (value.trim()) event.value = value;
     const description = this.nDescription.value.trim();
     if (description) event.description = description;
+    const time = fmt.fromLocalInput(this.nTime.value);
+    if (time !== null) event.time = time;
     this.nSubmit.disabled = true;
     this.nSubmit.setAttribute('aria-busy', 'true');
     try {
       if (file) {
         const form = new FormData();
         form.append('event', JSON.stringify(event));
-        form.append(file.name || 'file', file, file.name || 'file');
+        form.append(attachmentKey(file.name), file, file.name || 'file');
         await this.api.request('POST', path(cid, 'events'), { form });
       } else {
         await this.api.post(path(cid, 'events'), event);
@@ -306,6 +344,8 @@ export class DataView {
       this.nValue.value = '';
       this.nDescription.value = '';
       this.nFile.value = '';
+      this.nTime.value = '';
+      this.updateNoteTime(cid);
       // Tags do not carry over to the next note, except the one a
       // tag-restricted access needs.
       const req = requiredTags(this.info, cid);
@@ -513,7 +553,7 @@ export class DataView {
         this.filter.folder = value;
         this.limit = PAGE;
         this.renderFolders();
-        this.updateNoteForm();
+        this.updateNoteForm({ followFilter: true });
         this.loadEvents();
       },
     }, label);
@@ -850,4 +890,19 @@ export class DataView {
     for (const l of levels) if ((RANK[l] || 0) > (RANK[best] || 0)) best = l;
     return LEVEL_LABEL[best] || 'read only';
   }
+}
+
+/**
+ * The attachment key for a file: its name with what a key may not hold
+ * (`/ % \\`, quotes, control characters) replaced, at most 200 bytes,
+ * never "event" (the multipart part holding the event) or a dot path. The
+ * file keeps its own name as the attachment's file name.
+ */
+export function attachmentKey(name) {
+  const chars = Array.from((name || 'file').replace(/[/%\\"\u0000-\u001f\u007f-\u009f\ufffd]/g, '_'));
+  const bytes = new TextEncoder();
+  while (bytes.encode(chars.join('')).length > 200) chars.pop(); // whole characters
+  let key = chars.join('');
+  if (!key || key === 'event' || key === '.' || key === '..') key = 'file';
+  return key;
 }
