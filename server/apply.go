@@ -29,6 +29,11 @@ type Change struct {
 	// RenameOnClash keeps a folder whose name clashes with a sibling by
 	// renaming it "<name> (2)"… (sync), instead of refusing it (HTTP).
 	RenameOnClash bool
+	// Local marks a change whose versions this server stamped (an HTTP
+	// write): they are stamped again in the transaction, past every
+	// version the item holds, so that a later write wins even when it
+	// went through another node of a cluster whose clock lags.
+	Local bool
 	// Merge marks an event moved to a removed folder's parent
 	// (mergeEventsWithParent): it may land in a trashed parent, where it
 	// stays in the trash.
@@ -139,6 +144,10 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 	now := tx.Now()
 	// Stamp adds up to four fields: room for them avoids growing the map.
 	delta := ch.Delta.CloneRoom(4)
+	if ch.Local && exists {
+		clock.Observe(before.MaxVersion())
+		delta, _ = delta.Restamp(math.MinInt64, clock.MustNow)
+	}
 	// A device clock far ahead must not win forever (SPEC §4.3).
 	limit := int64(now*1000) + crdt.DefaultSkew.Milliseconds()
 	delta, _ = delta.Restamp(limit, clock.MustNow)

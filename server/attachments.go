@@ -265,7 +265,7 @@ func (s *Server) addAttachments(c *call, cid, eid string) {
 				}
 			}
 		}
-		_, err = ApplyChange(tx, c.actor, Change{Kind: model.KindEvent, ID: eid, Delta: crdt.Doc{Files: filesDelta(ups, v)}, Uploaded: uploadedSet(ups)}, s.clock)
+		_, err = ApplyChange(tx, c.actor, Change{Kind: model.KindEvent, ID: eid, Delta: crdt.Doc{Files: filesDelta(ups, v)}, Uploaded: uploadedSet(ups), Local: true}, s.clock)
 		return err
 	})
 	if err != nil {
@@ -337,7 +337,7 @@ func (s *Server) deleteAttachment(c *call, cid, eid, key string) {
 		return
 	}
 	delta := crdt.Doc{Files: map[string]crdt.Field{key: {V: s.clock.MustNow()}}}
-	out, err := s.applyOne(c, Change{Kind: model.KindEvent, ID: eid, Delta: delta})
+	out, err := s.applyOne(c, Change{Kind: model.KindEvent, ID: eid, Delta: delta, Local: true})
 	if err != nil {
 		s.fail(c.w, c.r, eventPathErr(err))
 		return

@@ -75,7 +75,7 @@ func (s *Server) applyOne(c *call, ch Change) (*Outcome, error) {
 // patchChange builds a Change from a validated patch, stamped with the
 // server clock.
 func (s *Server) patchChange(kind model.Kind, id string, p *model.Patch, cur crdt.Doc, create bool) Change {
-	return Change{Kind: kind, ID: id, Delta: p.Delta(cur, s.clock.MustNow()), Create: create}
+	return Change{Kind: kind, ID: id, Delta: p.Delta(cur, s.clock.MustNow()), Create: create, Local: true}
 }
 
 // currentRendering loads an item and renders it as a JSON map, for read-only

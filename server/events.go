@@ -478,7 +478,7 @@ func (s *Server) deleteEvent(c *call, cid, eid string) {
 		s.answerItem(c, model.KindEvent, eid)
 		return
 	}
-	out, err := s.applyOne(c, Change{Kind: model.KindEvent, ID: eid, Delta: crdt.Doc{Deleted: s.clock.MustNow()}})
+	out, err := s.applyOne(c, Change{Kind: model.KindEvent, ID: eid, Delta: crdt.Doc{Deleted: s.clock.MustNow()}, Local: true})
 	if err != nil {
 		s.fail(c.w, c.r, eventPathErr(err))
 		return

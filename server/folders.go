@@ -309,7 +309,7 @@ func (s *Server) removeFolderTree(tx *store.Tx, a *Actor, cid, fid, parent strin
 			ch = s.patchChange(model.KindEvent, id, ep, r.Doc, false)
 			ch.Merge = true
 		} else {
-			ch = Change{Kind: model.KindEvent, ID: id, Delta: crdt.Doc{Deleted: s.clock.MustNow()}}
+			ch = Change{Kind: model.KindEvent, ID: id, Delta: crdt.Doc{Deleted: s.clock.MustNow()}, Local: true}
 		}
 		out, err := ApplyChange(tx, a, ch, s.clock)
 		if err != nil {
@@ -321,7 +321,7 @@ func (s *Server) removeFolderTree(tx *store.Tx, a *Actor, cid, fid, parent strin
 		doomed = doomed[:len(doomed)-1]
 	}
 	for _, id := range doomed {
-		if _, err := ApplyChange(tx, a, Change{Kind: model.KindFolder, ID: id, Delta: crdt.Doc{Deleted: s.clock.MustNow()}}, s.clock); err != nil {
+		if _, err := ApplyChange(tx, a, Change{Kind: model.KindFolder, ID: id, Delta: crdt.Doc{Deleted: s.clock.MustNow()}, Local: true}, s.clock); err != nil {
 			return nil, err
 		}
 	}

@@ -173,6 +173,10 @@ func (ss *syncSession) run() {
 	ss.replica = h.Replica
 	ss.log = ss.log.With("replica", h.Replica)
 	w, err := ss.welcome(h)
+	if errors.Is(err, errTryLater) {
+		ss.closeWith(syncproto.CloseTryAgain, model.ErrUnavailable, "the cluster log is out of reach: try again later")
+		return
+	}
 	if err != nil {
 		ss.closeWith(syncproto.CloseInternalErr, model.ErrUnexpected, "could not start the session")
 		return
@@ -259,8 +263,14 @@ func (ss *syncSession) welcome(h *syncproto.Hello) (*syncproto.Welcome, error) {
 	cctx, cancel := context.WithTimeout(ss.s.baseCtx, 10*time.Second)
 	err := st.CatchUp(cctx, ss.user)
 	cancel()
+	stale := false
 	if err != nil {
-		return nil, err
+		if !errors.Is(err, store.ErrLogUnavailable) {
+			return nil, err
+		}
+		// The log is out of reach: the session reads this node's copy,
+		// as HTTP reads do (its pushes are refused until the log is back).
+		stale = true
 	}
 	head, err := st.Head(ss.user)
 	if err != nil {
@@ -280,6 +290,9 @@ func (ss *syncSession) welcome(h *syncproto.Hello) (*syncproto.Welcome, error) {
 	case h.Cursor.Epoch != st.Epoch():
 		w.Reset = syncproto.ResetEpoch
 		ss.initial = true
+	case h.Cursor.Seq > head && stale:
+		// Ahead of this node's copy, which could not catch up: later.
+		return nil, errTryLater
 	case h.Cursor.Seq > head:
 		w.Reset = syncproto.ResetEpoch // a cursor from the future: not this history
 		ss.initial = true
@@ -408,6 +421,9 @@ func (ss *syncSession) readLoop(ctx context.Context) {
 	}
 }
 
+// errTryLater ends a session that cannot start on this node for now.
+var errTryLater = errors.New("sync: the cluster log is out of reach")
+
 var (
 	errPushRevoked = errors.New("sync: push refused, access revoked")
 	errPushExpired = errors.New("sync: push refused, access expired")
@@ -520,6 +536,11 @@ func (ss *syncSession) push(ctx context.Context, p *syncproto.Push) error {
 		err := wait()
 		if err == nil {
 			ss.s.removeContent(ss.user, orphans)
+			// Content this push named: replicated again at once if
+			// another node removed it meanwhile (cluster mode).
+			for d := range uploaded {
+				ss.s.st.EnsureReplicated(ss.user, d)
+			}
 		}
 		if prev != nil {
 			<-prev

@@ -34,6 +34,7 @@ const (
 	CloseNormal      = 1000
 	ClosePolicy      = 1008
 	CloseInternalErr = 1011
+	CloseTryAgain    = 1013 // a cluster node cannot serve the session for now
 )
 
 // Message types.

@@ -216,17 +216,24 @@ func (s *Store) ReleaseFile(user, digest string) {
 		delete(pending, k)
 	}
 	filesMu.Unlock()
-	if s.opts.Blobs != nil && ValidDigest(digest) && s.referenced(user, digest) {
-		// Another node may have removed the replicated copy while this
-		// upload's reference was being committed (it could not see the
-		// reference yet): put it back from this node's copy.
-		ctx, cancel := context.WithTimeout(context.Background(), blobTimeout)
-		has, err := s.opts.Blobs.Has(ctx, blobName(user, digest))
-		cancel()
-		if err == nil && !has {
-			if err := s.putBlob(user, digest); err != nil {
-				s.log.Warn("replicating content again", "error", err)
-			}
+	s.EnsureReplicated(user, digest)
+}
+
+// EnsureReplicated puts referenced content back into the cluster's blob
+// store from this node's copy when the replicated copy is missing: another
+// node may have removed it while a reference to it was being committed here
+// (holds are per process, and that node could not see the reference yet).
+// Single-node stores have nothing to do.
+func (s *Store) EnsureReplicated(user, digest string) {
+	if s.opts.Blobs == nil || !ValidDigest(digest) || !s.referenced(user, digest) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), blobTimeout)
+	has, err := s.opts.Blobs.Has(ctx, blobName(user, digest))
+	cancel()
+	if err == nil && !has {
+		if err := s.putBlob(user, digest); err != nil {
+			s.log.Warn("replicating content again", "error", err)
 		}
 	}
 }
