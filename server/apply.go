@@ -32,7 +32,8 @@ type Change struct {
 	// Local marks a change whose versions this server stamped (an HTTP
 	// write): they are stamped again in the transaction, past every
 	// version the item holds, so that a later write wins even when it
-	// went through another node of a cluster whose clock lags.
+	// went through another node of a cluster whose clock lags, or when a
+	// device stamped the item ahead of the server's clock.
 	Local bool
 	// Merge marks an event moved to a removed folder's parent
 	// (mergeEventsWithParent): it may land in a trashed parent, where it
@@ -145,8 +146,20 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 	// Stamp adds up to four fields: room for them avoids growing the map.
 	delta := ch.Delta.CloneRoom(4)
 	if ch.Local && exists {
-		clock.Observe(before.MaxVersion())
-		delta, _ = delta.Restamp(math.MinInt64, clock.MustNow)
+		// Past the item's newest version, without moving the clock itself
+		// (that version may be a device's, ahead by up to the skew
+		// allowance: every later write of this server must not follow it).
+		newest := before.MaxVersion()
+		delta, _ = delta.Restamp(math.MinInt64, func() crdt.Version {
+			v := clock.MustNow()
+			if !newest.Less(v) {
+				v = crdt.Version{Time: newest.Time, Counter: newest.Counter + 1, Node: clock.Node()}
+				if v.Counter == 0 { // wrapped: the next millisecond
+					v.Time++
+				}
+			}
+			return v
+		})
 	}
 	// A device clock far ahead must not win forever (SPEC §4.3).
 	limit := int64(now*1000) + crdt.DefaultSkew.Milliseconds()

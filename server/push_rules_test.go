@@ -263,3 +263,35 @@ func TestPushedChannelDeletionRemovesItsEventsAndFiles(t *testing.T) {
 		t.Errorf("the deleted channel's event: %d %v, want 404", st, v)
 	}
 }
+
+// An HTTP write wins over a version a device stamped ahead of the server's
+// clock (within the skew allowance), and that version does not drag the
+// server's later stamps on other items ahead: a device's write made after
+// them, at its true time, still wins there.
+func TestHTTPWritesPassAheadVersionsWithoutFollowingThem(t *testing.T) {
+	f := newActFixture(t)
+	ch := f.channel("Diary")
+	x := f.event(ch, map[string]any{"time": 1})
+	y := f.event(ch, map[string]any{"time": 2})
+	c := openSyncSession(t, f, f.tok, "r-ahead")
+	ahead := crdt.Version{Time: time.Now().Add(2 * time.Minute).UnixMilli(), Node: "r-ahead"}
+	res := pushAndWait(c, syncproto.Change{RSeq: 1, Kind: "event", ID: x, Delta: crdt.Doc{
+		Fields: map[string]crdt.Field{"description": field(ahead, `"from a fast clock"`)}}})
+	if res[0].Status != syncproto.StatusOK {
+		t.Fatalf("push: %+v", res[0])
+	}
+	f.must(200, "PUT", "/"+ch+"/events/"+x, map[string]any{"description": "later, over HTTP"})
+	if ev := f.must(200, "GET", "/"+ch+"/events/"+x, nil).(map[string]any); ev["description"] != "later, over HTTP" {
+		t.Errorf("x: %v, want the later HTTP write", ev["description"])
+	}
+	f.must(200, "PUT", "/"+ch+"/events/"+y, map[string]any{"description": "over HTTP"})
+	now := crdt.Version{Time: time.Now().Add(time.Second).UnixMilli(), Node: "r-ahead"}
+	res = pushAndWait(c, syncproto.Change{RSeq: 2, Kind: "event", ID: y, Delta: crdt.Doc{
+		Fields: map[string]crdt.Field{"description": field(now, `"later, from the device"`)}}})
+	if res[0].Status != syncproto.StatusOK {
+		t.Fatalf("push on y: %+v (lost %v)", res[0], res[0].Lost)
+	}
+	if ev := f.must(200, "GET", "/"+ch+"/events/"+y, nil).(map[string]any); ev["description"] != "later, from the device" {
+		t.Errorf("y: %v, want the device's later write", ev["description"])
+	}
+}
