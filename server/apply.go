@@ -149,17 +149,7 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 		// Past the item's newest version, without moving the clock itself
 		// (that version may be a device's, ahead by up to the skew
 		// allowance: every later write of this server must not follow it).
-		newest := before.MaxVersion()
-		delta, _ = delta.Restamp(math.MinInt64, func() crdt.Version {
-			v := clock.MustNow()
-			if !newest.Less(v) {
-				v = crdt.Version{Time: newest.Time, Counter: newest.Counter + 1, Node: clock.Node()}
-				if v.Counter == 0 { // wrapped: the next millisecond
-					v.Time++
-				}
-			}
-			return v
-		})
+		delta, _ = delta.Restamp(math.MinInt64, func() crdt.Version { return stampPast(clock, before) })
 	}
 	// A device clock far ahead must not win forever (SPEC §4.3).
 	limit := int64(now*1000) + crdt.DefaultSkew.Milliseconds()
@@ -229,6 +219,23 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 	}
 	out.Seq, out.Doc = seq, after
 	return out, nil
+}
+
+// stampPast is a fresh version of this server for a write to doc: the
+// clock's next one, or, when doc holds a newer version (a device's, ahead
+// by up to the skew allowance), the one just past it, without moving the
+// clock. Every server write to an existing item is stamped with it, so
+// that it wins over what the item holds.
+func stampPast(clock *crdt.Clock, doc crdt.Doc) crdt.Version {
+	newest := doc.MaxVersion()
+	v := clock.MustNow()
+	if !newest.Less(v) {
+		v = crdt.Version{Time: newest.Time, Counter: newest.Counter + 1, Node: clock.Node()}
+		if v.Counter == 0 { // wrapped: the next millisecond
+			v.Time++
+		}
+	}
+	return v
 }
 
 // keepFileRefs keeps the store's attachment references in step with an
@@ -458,7 +465,7 @@ func checkFolder(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc, 
 		if name != af.Name {
 			// A fresh version: the clashing name may sit at the same version
 			// on replicas, and must lose to the new one everywhere.
-			after.Fields["name"] = crdt.Field{V: clock.MustNow(), Val: model.JSONString(name)}
+			after.Fields["name"] = crdt.Field{V: stampPast(clock, *after), Val: model.JSONString(name)}
 			out.Renamed = name
 		}
 	}
@@ -527,7 +534,7 @@ func renameLaterSibling(tx *store.Tx, a *Actor, ch Change, af model.FolderFacts,
 			name = n
 		}
 	}
-	nv := clock.MustNow()
+	nv := stampPast(clock, sdoc)
 	d := crdt.Doc{Fields: map[string]crdt.Field{"name": {V: nv, Val: model.JSONString(name)}}}
 	model.Stamp(&d, nv, tx.Now(), a.AccessID, false)
 	merged := crdt.Merge(sdoc, d)
@@ -660,7 +667,7 @@ func checkPeriods(tx *store.Tx, a *Actor, ch Change, live bool, before crdt.Doc,
 		if math.IsInf(from-o.Time, 0) {
 			return model.FieldError("time", "is too far from the start of the running period")
 		}
-		v := clock.MustNow()
+		v := stampPast(clock, r.Doc)
 		d := crdt.Doc{Fields: map[string]crdt.Field{"duration": {V: v, Val: model.JSONNumber(from - o.Time)}}}
 		model.Stamp(&d, v, tx.Now(), a.AccessID, false)
 		merged := crdt.Merge(r.Doc, d)

@@ -116,3 +116,22 @@ export function timeFrames(info, channelId) {
     .filter((p) => p && (p.channelId === channelId || p.channelId === '*') && p.timeFrame)
     .map((p) => p.timeFrame);
 }
+
+/**
+ * The time frames within which this access may write in the channel: those
+ * of the entries that grant contribute or manage (on the channel or on a
+ * folder). Null when the access may write at any time (a personal access,
+ * or a writing entry without a frame) or not at all.
+ */
+export function writeFrames(info, channelId) {
+  if (!info || info.type === 'personal') return null;
+  const writes = (l) => l === 'contribute' || l === 'manage';
+  const out = [];
+  for (const p of info.permissions || []) {
+    if (!p || (p.channelId !== channelId && p.channelId !== '*')) continue;
+    if (!writes(p.level) && !(p.folderPermissions || []).some((fp) => fp && writes(fp.level))) continue;
+    if (!p.timeFrame) return null;
+    out.push(p.timeFrame);
+  }
+  return out.length ? out : null;
+}

@@ -5,7 +5,7 @@ import { h, field, replaceChildren } from './dom.js';
 import { path, ApiError } from './api.js';
 import * as fmt from './format.js';
 import {
-  indexFolders, canContribute, writableFolders, requiredTags, timeFrames, levelFor, RANK,
+  indexFolders, canContribute, writableFolders, requiredTags, timeFrames, writeFrames, levelFor, RANK,
 } from './rights.js';
 
 const PAGE = 50;
@@ -223,7 +223,10 @@ export class DataView {
 
   buildNoteForm() {
     this.nFolder = h('select', { id: 'note-folder', onchange: () => { this.folderChosen = true; } });
-    this.nTime = h('input', { type: 'datetime-local', id: 'note-time' });
+    this.nTime = h('input', {
+      type: 'datetime-local', id: 'note-time',
+      oninput: () => { this.timePrefilledFor = null; }, // the visitor's own time
+    });
     this.nTimeField = field('Time (optional: now when empty)', this.nTime);
     this.nValue = h('textarea', { id: 'note-value', rows: 3 });
     this.nTags = h('input', { type: 'text', id: 'note-tags', autocomplete: 'off' });
@@ -302,15 +305,24 @@ export class DataView {
    * dated now would be refused).
    */
   updateNoteTime(cid) {
-    const frames = timeFrames(this.info, cid);
-    if (!frames.length || this.nTime.value) return;
-    const f = frames[0];
+    if (this.timePrefilledFor && this.timePrefilledFor !== cid) {
+      // Filled for another channel's frame: not this one's.
+      this.nTime.value = '';
+      this.timePrefilledFor = null;
+    }
+    if (this.nTime.value) return;
+    const frames = writeFrames(this.info, cid);
     const now = Date.now() / 1000;
-    if (f.to !== null && f.to !== undefined && now > f.to) {
+    const has = (x) => x !== null && x !== undefined;
+    const inside = (f) => (!has(f.from) || now >= f.from) && (!has(f.to) || now <= f.to);
+    if (!frames || frames.some(inside)) return; // now is allowed
+    const f = frames[0];
+    if (has(f.to) && now > f.to) {
       this.nTime.value = fmt.toLocalInput(Math.floor(f.to / 60) * 60);
-    } else if (f.from !== null && f.from !== undefined && now < f.from) {
+    } else if (has(f.from) && now < f.from) {
       this.nTime.value = fmt.toLocalInput(Math.ceil(f.from / 60) * 60);
     }
+    if (this.nTime.value) this.timePrefilledFor = cid;
   }
 
   async submitNote() {
@@ -345,6 +357,7 @@ export class DataView {
       this.nDescription.value = '';
       this.nFile.value = '';
       this.nTime.value = '';
+      this.timePrefilledFor = null;
       this.updateNoteTime(cid);
       // Tags do not carry over to the next note, except the one a
       // tag-restricted access needs.
