@@ -150,10 +150,13 @@ func ApplyChange(tx *store.Tx, a *Actor, ch Change, clock *crdt.Clock) (*Outcome
 		// (that version may be a device's, ahead by up to the skew
 		// allowance: every later write of this server must not follow it).
 		delta, _ = delta.Restamp(math.MinInt64, func() crdt.Version { return stampPast(clock, before) })
+	} else {
+		// A device clock far ahead must not win forever (SPEC §4.3).
+		// (stampPast's versions need no such limit: they pass only
+		// versions the item holds, which were within it.)
+		limit := int64(now*1000) + crdt.DefaultSkew.Milliseconds()
+		delta, _ = delta.Restamp(limit, clock.MustNow)
 	}
-	// A device clock far ahead must not win forever (SPEC §4.3).
-	limit := int64(now*1000) + crdt.DefaultSkew.Milliseconds()
-	delta, _ = delta.Restamp(limit, clock.MustNow)
 	v := clock.MustNow()
 	clientCreated, hasCreated := delta.Fields[model.FieldCreated]
 	model.Stamp(&delta, crdt.Max(v, delta.MaxVersion()), now, a.AccessID, !live)

@@ -40,6 +40,11 @@ func TestALaterWriteThroughALaggingNodeWins(t *testing.T) {
 	mustStatus(t, "PUT through A", st, v, 200)
 	// B: the write comes later in real time and in log order (B catches
 	// up before appending: its append is conditional on the log's last).
+	// B's reads are served from its copy, which may not have applied A's
+	// entries yet (OPERATIONS.md): the client reads through B once B has.
+	if err := b.srv.Store().CatchUp(context.Background(), "alice01"); err != nil {
+		t.Fatal(err)
+	}
 	st, v = b.doJSON("PUT", "/alice01/"+cid+"/events/"+id, tok, map[string]any{"description": "from B"})
 	mustStatus(t, "PUT through B", st, v, 200)
 	t.Logf("B answered: description=%v", v.(map[string]any)["description"])

@@ -118,18 +118,19 @@ export function timeFrames(info, channelId) {
 }
 
 /**
- * The time frames within which this access may write in the channel: those
- * of the entries that grant contribute or manage (on the channel or on a
- * folder). Null when the access may write at any time (a personal access,
- * or a writing entry without a frame) or not at all.
+ * The time frames within which this access may write an event in the
+ * channel's folder (null: without folder): those of the entries that let it
+ * contribute there, by the server's rule (levelFor, one entry at a time).
+ * Null when it may write there at any time (a personal access, or such an
+ * entry without a frame) or not at all.
  */
-export function writeFrames(info, channelId) {
+export function writeFrames(info, channelId, folderId, folders) {
   if (!info || info.type === 'personal') return null;
-  const writes = (l) => l === 'contribute' || l === 'manage';
   const out = [];
   for (const p of info.permissions || []) {
     if (!p || (p.channelId !== channelId && p.channelId !== '*')) continue;
-    if (!writes(p.level) && !(p.folderPermissions || []).some((fp) => fp && writes(fp.level))) continue;
+    const one = { type: info.type, permissions: [p] };
+    if ((RANK[levelFor(one, channelId, folderId ?? null, folders)] || 0) < RANK.contribute) continue;
     if (!p.timeFrame) return null;
     out.push(p.timeFrame);
   }

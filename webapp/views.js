@@ -222,7 +222,10 @@ export class DataView {
   }
 
   buildNoteForm() {
-    this.nFolder = h('select', { id: 'note-folder', onchange: () => { this.folderChosen = true; } });
+    this.nFolder = h('select', {
+      id: 'note-folder',
+      onchange: () => { this.folderChosen = true; this.updateNoteTime(this.channelId); },
+    });
     this.nTime = h('input', {
       type: 'datetime-local', id: 'note-time',
       oninput: () => { this.timePrefilledFor = null; }, // the visitor's own time
@@ -305,13 +308,16 @@ export class DataView {
    * dated now would be refused).
    */
   updateNoteTime(cid) {
-    if (this.timePrefilledFor && this.timePrefilledFor !== cid) {
-      // Filled for another channel's frame: not this one's.
+    const v = this.nFolder.value;
+    const folderId = v === '\u0000null' || v === '' ? null : v;
+    const key = `${cid}\u0000${folderId}`;
+    if (this.timePrefilledFor && this.timePrefilledFor !== key) {
+      // Filled for another channel's or folder's frame: not this one's.
       this.nTime.value = '';
       this.timePrefilledFor = null;
     }
     if (this.nTime.value) return;
-    const frames = writeFrames(this.info, cid);
+    const frames = writeFrames(this.info, cid, folderId, this.folders);
     const now = Date.now() / 1000;
     const has = (x) => x !== null && x !== undefined;
     const inside = (f) => (!has(f.from) || now >= f.from) && (!has(f.to) || now <= f.to);
@@ -322,7 +328,7 @@ export class DataView {
     } else if (has(f.from) && now < f.from) {
       this.nTime.value = fmt.toLocalInput(Math.ceil(f.from / 60) * 60);
     }
-    if (this.nTime.value) this.timePrefilledFor = cid;
+    if (this.nTime.value) this.timePrefilledFor = key;
   }
 
   async submitNote() {
