@@ -308,8 +308,7 @@ export class DataView {
    * dated now would be refused).
    */
   updateNoteTime(cid) {
-    const v = this.nFolder.value;
-    const folderId = v === '\u0000null' || v === '' ? null : v;
+    const folderId = this.noteFolderId();
     const key = `${cid}\u0000${folderId}`;
     if (this.timePrefilledFor && this.timePrefilledFor !== key) {
       // Filled for another channel's or folder's frame: not this one's.
@@ -331,6 +330,12 @@ export class DataView {
     if (this.nTime.value) this.timePrefilledFor = key;
   }
 
+  /** The folder chosen in the note form (null: without folder). */
+  noteFolderId() {
+    const v = this.nFolder.value;
+    return v === '\u0000null' || v === '' ? null : v;
+  }
+
   async submitNote() {
     const cid = this.channelId;
     if (!cid) return;
@@ -341,7 +346,7 @@ export class DataView {
       this.nValue.focus();
       return;
     }
-    const folderId = this.nFolder.value === '\u0000null' || this.nFolder.value === '' ? null : this.nFolder.value;
+    const folderId = this.noteFolderId();
     const event = { type: { class: 'note', format: 'txt' }, tags: fmt.parseTags(this.nTags.value), folderId };
     if (value.trim()) event.value = value;
     const description = this.nDescription.value.trim();
